@@ -1,0 +1,37 @@
+# hqd — see README.md. `make run` and `make test` are the two set-up commands.
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/quantapix/hqd/internal/version.Version=$(VERSION)
+TOOLS   := scripts/tools.sh
+
+.PHONY: all build run test test-unit tools bench fmt vet clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/hqd ./cmd/hqd
+
+# Starts `hqd dev` on http://127.0.0.1:8080 with files under ./.hqd.
+run: build
+	./bin/hqd dev
+
+# Every test, integration included. The first run installs the pinned test
+# services (MinIO, cognito-local) under ~/.cache/hqd/tools.
+test: tools vet
+	HQD_TOOLS_DIR=$${HQD_TOOLS_DIR:-$$HOME/.cache/hqd/tools} $(GO) test -count=1 -timeout 12m ./...
+
+test-unit:
+	$(GO) test -count=1 -short ./...
+
+tools:
+	@bash $(TOOLS) all >/dev/null
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+bench: tools
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/auth/ ./internal/files/ ./cmd/hqd/
+
+clean:
+	rm -rf bin

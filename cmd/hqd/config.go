@@ -1,0 +1,328 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of hqd, filled from defaults, then HQD_*
+// variables, then flags (flags win), and validated once.
+type Config struct {
+	Mode string // "serve" or "dev"
+
+	Addr        string
+	HTTPAddr    string
+	PublicURL   string
+	MetricsAddr string
+	DataDir     string
+	CORSOrigins []string
+	LogLevel    string
+
+	TLSCertFile string
+	TLSKeyFile  string
+	Domains     []string
+	ACMECA      string
+	ACMEEmail   string
+	ACMECARoots string
+
+	Storage     string
+	StorageDir  string
+	Region      string
+	Bucket      string
+	S3Endpoint  string
+	S3PathStyle bool
+	MaxUpload   int64
+
+	PoolID          string
+	ClientIDs       []string
+	CognitoEndpoint string
+	Issuers         []string
+	JWKSURLs        []string
+
+	ShutdownGrace  time.Duration
+	DevAllowRemote bool
+}
+
+// setting is one configuration knob: flag --name, variable HQD_NAME.
+type setting struct {
+	name  string
+	def   string
+	usage string
+	set   func(string) error
+}
+
+func (s setting) env() string {
+	return "HQD_" + strings.ToUpper(strings.ReplaceAll(s.name, "-", "_"))
+}
+
+// settings binds every knob to c. Defaults differ between serve and dev.
+func settings(c *Config, mode string) []setting {
+	dev := mode == "dev"
+	pick := func(serve, devDefault string) string {
+		if dev {
+			return devDefault
+		}
+		return serve
+	}
+	return []setting{
+		{"addr", pick(":8080", "127.0.0.1:8080"), "main listener (HTTPS when TLS is on); production sets :443", str(&c.Addr)},
+		{"http-addr", "", "plain-HTTP listener for redirects to HTTPS; off when empty", str(&c.HTTPAddr)},
+		{"public-url", "", "base URL clients use; derived from the main listener when empty", str(&c.PublicURL)},
+		{"metrics-addr", "127.0.0.1:9100", "Prometheus /metrics listener, never the public one; off when empty", str(&c.MetricsAddr)},
+		{"data-dir", pick("/var/lib/hqd", ".hqd"), "state: dev accounts and keys, certificates, caches", str(&c.DataDir)},
+		{"cors-origins", "https://hq.indigoai.com,http://localhost:5173", "origins allowed by CORS", list(&c.CORSOrigins)},
+		{"log-level", "info", "debug, info, warn or error", str(&c.LogLevel)},
+		{"tls-cert-file", "", "static TLS certificate (PEM); with --tls-key-file", str(&c.TLSCertFile)},
+		{"tls-key-file", "", "static TLS private key (PEM)", str(&c.TLSKeyFile)},
+		{"domains", "", "hostnames to obtain ACME certificates for (not built yet: issue 4)", list(&c.Domains)},
+		{"acme-ca", "https://acme-v02.api.letsencrypt.org/directory", "ACME directory (not built yet: issue 4)", str(&c.ACMECA)},
+		{"acme-email", "", "ACME account e-mail (not built yet: issue 4)", str(&c.ACMEEmail)},
+		{"acme-ca-roots", "", "PEM file of extra roots to trust for the ACME CA (not built yet: issue 4)", str(&c.ACMECARoots)},
+		{"storage", pick("s3", "dir"), "file store: s3 or dir", str(&c.Storage)},
+		{"storage-dir", "", "root of the dir store; $HQD_DATA_DIR/files when empty", str(&c.StorageDir)},
+		{"aws-region", "us-east-1", "AWS region of the bucket and the user pool", str(&c.Region)},
+		{"bucket", "", "S3 bucket (required with --storage=s3)", str(&c.Bucket)},
+		{"s3-endpoint", "", "S3 endpoint for MinIO or LocalStack; AWS when empty", str(&c.S3Endpoint)},
+		{"s3-path-style", "false", "path-style S3 addressing (MinIO, LocalStack)", boolean(&c.S3PathStyle)},
+		{"max-upload", "5GiB", "largest raw upload", size(&c.MaxUpload)},
+		{"cognito-user-pool-id", pick("", "us-east-1_hqddev"), "Cognito user pool id; names the default issuer", str(&c.PoolID)},
+		{"cognito-client-ids", pick("", "hqddevclient"), "app client ids whose tokens are accepted; the first is used for sign-in", list(&c.ClientIDs)},
+		{"cognito-endpoint", "", "Cognito endpoint for cognito-local or LocalStack; AWS when empty", str(&c.CognitoEndpoint)},
+		{"jwt-issuer", "", "trusted issuers; both Cognito formats of the pool when empty (dev: its own provider)", list(&c.Issuers)},
+		{"jwks-url", "", "one JWKS URL per issuer, in the same order; {issuer}/.well-known/jwks.json when empty", list(&c.JWKSURLs)},
+		{"shutdown-grace", "25s", "time to finish in-flight requests on SIGTERM", duration(&c.ShutdownGrace)},
+		{"dev-allow-remote", "false", "dev only: allow a non-loopback --addr", boolean(&c.DevAllowRemote)},
+	}
+}
+
+func str(p *string) func(string) error {
+	return func(s string) error { *p = s; return nil }
+}
+
+func list(p *[]string) func(string) error {
+	return func(s string) error {
+		*p = nil
+		for v := range strings.SplitSeq(s, ",") {
+			if v = strings.TrimSpace(v); v != "" {
+				*p = append(*p, v)
+			}
+		}
+		return nil
+	}
+}
+
+func boolean(p *bool) func(string) error {
+	return func(s string) error {
+		switch s {
+		case "true", "1":
+			*p = true
+		case "false", "0":
+			*p = false
+		default:
+			return fmt.Errorf("%q is not a boolean (true, false, 1 or 0)", s)
+		}
+		return nil
+	}
+}
+
+func duration(p *time.Duration) func(string) error {
+	return func(s string) error {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return fmt.Errorf("%q is not a duration like 25s or 2m", s)
+		}
+		*p = d
+		return nil
+	}
+}
+
+var sizeRE = regexp.MustCompile(`^([0-9]+)(|B|KiB|MiB|GiB|TiB)$`)
+
+// parseSize reads plain bytes or IEC units: 268435456, 256MiB, 1GiB.
+func parseSize(s string) (int64, error) {
+	m := sizeRE.FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		return 0, fmt.Errorf("%q is not a size like 268435456, 256MiB or 1GiB", s)
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	shift := map[string]uint{"": 0, "B": 0, "KiB": 10, "MiB": 20, "GiB": 30, "TiB": 40}[m[2]]
+	if n > (1<<63-1)>>shift {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return n << shift, nil
+}
+
+func size(p *int64) func(string) error {
+	return func(s string) error {
+		n, err := parseSize(s)
+		*p = n
+		return err
+	}
+}
+
+// errHelp is returned when --help was asked for; usage has been printed.
+var errHelp = errors.New("help requested")
+
+// parseConfig builds the configuration of mode from args and the
+// environment. Unknown HQD_* variables are warned about on stderr.
+func parseConfig(mode string, args []string, getenv func(string) string, environ []string, stdout, stderr io.Writer) (*Config, error) {
+	c := &Config{Mode: mode}
+	set := settings(c, mode)
+	known := map[string]bool{}
+	for _, s := range set {
+		known[s.env()] = true
+		if err := s.set(s.def); err != nil {
+			panic("default of " + s.name + ": " + err.Error()) // a bug in the table
+		}
+	}
+	var problems []error
+	for _, s := range set {
+		if v := getenv(s.env()); v != "" {
+			if err := s.set(v); err != nil {
+				problems = append(problems, fmt.Errorf("%s: %w", s.env(), err))
+			}
+		}
+	}
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "HQD_") && !known[name] && !strings.HasPrefix(name, "HQD_TEST_") && name != "HQD_TOOLS_DIR" {
+			fmt.Fprintf(stderr, "hqd: warning: ignoring unknown setting %s (see hqd %s --help)\n", name, mode)
+		}
+	}
+	fs := flag.NewFlagSet("hqd "+mode, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	for _, s := range set {
+		fs.Func(s.name, s.usage, s.set)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(stdout, mode, set)
+			return nil, errHelp
+		}
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (settings are --name=value)", fs.Arg(0))
+	}
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
+	}
+	return c, c.validate()
+}
+
+func printUsage(w io.Writer, mode string, set []setting) {
+	fmt.Fprintf(w, "Usage: hqd %s [--setting=value ...]\n\n", mode)
+	if mode == "dev" {
+		fmt.Fprintln(w, "Runs hqd with no dependencies: files under ./.hqd, the embedded dev identity provider, plain HTTP on 127.0.0.1:8080.")
+	} else {
+		fmt.Fprintln(w, "Runs hqd in production.")
+	}
+	fmt.Fprintln(w, "Every setting is a flag and an environment variable; flags win. Sizes take bytes or IEC units (256MiB),")
+	fmt.Fprintln(w, "durations Go's syntax (25s), booleans true/false/1/0, lists commas.")
+	fmt.Fprintln(w)
+	for _, s := range set {
+		def := s.def
+		if def == "" {
+			def = `""`
+		}
+		fmt.Fprintf(w, "  --%s, %s (default %s)\n      %s\n", s.name, s.env(), def, s.usage)
+	}
+}
+
+// validate checks the whole configuration and names every problem.
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.StorageDir == "" {
+		c.StorageDir = strings.TrimSuffix(c.DataDir, "/") + "/files"
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		bad("HQD_ADDR: %q is not host:port", c.Addr)
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			bad("HQD_METRICS_ADDR: %q is not host:port", c.MetricsAddr)
+		} else if c.MetricsAddr == c.Addr {
+			bad("HQD_METRICS_ADDR must differ from HQD_ADDR: metrics are never served on the public listener")
+		}
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("HQD_PUBLIC_URL: %q is not an http(s) URL", c.PublicURL)
+		}
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
+		bad("HQD_LOG_LEVEL: %q is not debug, info, warn or error", c.LogLevel)
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		bad("HQD_TLS_CERT_FILE and HQD_TLS_KEY_FILE go together: set both or neither")
+	}
+	if len(c.Domains) > 0 {
+		bad("HQD_DOMAINS: ACME certificates are not built yet (issue 4); use HQD_TLS_CERT_FILE and HQD_TLS_KEY_FILE")
+	}
+	if c.HTTPAddr != "" {
+		bad("HQD_HTTP_ADDR: the redirect listener comes with ACME (issue 4) and is not built yet")
+	}
+	switch c.Storage {
+	case "s3":
+		if c.Bucket == "" {
+			bad("HQD_BUCKET is required when HQD_STORAGE=s3")
+		} else if len(c.Bucket) < 3 || len(c.Bucket) > 63 {
+			bad("HQD_BUCKET: %q must be 3 to 63 characters", c.Bucket)
+		}
+		if c.Region == "" {
+			bad("HQD_AWS_REGION is required when HQD_STORAGE=s3")
+		}
+	case "dir":
+		if c.StorageDir == "" {
+			bad("HQD_STORAGE_DIR is required when HQD_STORAGE=dir")
+		}
+	default:
+		bad("HQD_STORAGE: %q is not s3 or dir", c.Storage)
+	}
+	if c.MaxUpload <= 0 {
+		bad("HQD_MAX_UPLOAD must be more than 0")
+	}
+	if len(c.ClientIDs) == 0 {
+		bad("HQD_COGNITO_CLIENT_IDS is required: tokens are accepted only for known app clients")
+	}
+	if len(c.Issuers) == 0 && !c.devIDP() {
+		if c.PoolID == "" {
+			bad("HQD_COGNITO_USER_POOL_ID (or HQD_JWT_ISSUER) is required to know whose tokens to trust")
+		} else {
+			c.Issuers = []string{
+				"https://cognito-idp." + c.Region + ".amazonaws.com/" + c.PoolID,
+				"https://issuer-cognito-idp." + c.Region + ".amazonaws.com/" + c.PoolID,
+			}
+		}
+	}
+	if len(c.JWKSURLs) > 0 && len(c.JWKSURLs) != len(c.Issuers) {
+		bad("HQD_JWKS_URL lists %d URLs for %d issuers: give one per issuer, in the same order", len(c.JWKSURLs), len(c.Issuers))
+	}
+	if c.Mode == "dev" && !c.DevAllowRemote {
+		host, _, _ := net.SplitHostPort(c.Addr)
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			bad("HQD_ADDR: hqd dev listens on loopback only (%q); set HQD_DEV_ALLOW_REMOTE=1 to expose it", c.Addr)
+		}
+	}
+	if c.Mode != "dev" && c.DevAllowRemote {
+		bad("HQD_DEV_ALLOW_REMOTE applies to hqd dev only")
+	}
+	return errors.Join(errs...)
+}
+
+// devIDP says whether the embedded dev identity provider issues the tokens:
+// in dev mode, unless the issuer was pointed elsewhere.
+func (c *Config) devIDP() bool { return c.Mode == "dev" && len(c.Issuers) == 0 }

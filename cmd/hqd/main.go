@@ -1,0 +1,23 @@
+// Command hqd is the HQ daemon: see README.md and `hqd serve --help`.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Environ(), os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, errHelp) {
+			return
+		}
+		fmt.Fprintf(os.Stderr, "hqd: %v\n", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/quantapix/hqd/internal/auth"
+	"github.com/quantapix/hqd/internal/auth/devidp"
+	"github.com/quantapix/hqd/internal/files"
+	"github.com/quantapix/hqd/internal/httpx"
+	"github.com/quantapix/hqd/internal/web"
+)
+
+// routes is the whole URL space of the public listener.
+func (a *App) routes() http.Handler {
+	r := chi.NewRouter()
+	r.Use(
+		httpx.Observe(a.log, httpx.NewMetrics(a.reg)),
+		httpx.SecurityHeaders(a.csp(), a.tlsConfig != nil),
+		httpx.CORS(a.cfg.CORSOrigins),
+		httpx.LimitBody(httpx.MaxJSONBody),
+	)
+	r.NotFound(httpx.NotFound)
+	r.MethodNotAllowed(httpx.MethodNotAllowed)
+
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		_ = httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "alive"})
+	})
+	r.Get("/readyz", a.readyz)
+	r.Get("/api/config", a.apiConfig)
+	r.Handle("/", web.Handler())
+	if a.devIDP != nil {
+		a.devIDP.Routes(r)
+	}
+	notBuilt := func(issue string) http.Handler {
+		return httpx.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			return httpx.Errorf(http.StatusNotImplemented, "not_implemented", "%s %s is not built yet (%s)", r.Method, r.URL.Path, issue)
+		})
+	}
+	r.Method(http.MethodPost, "/api/auth/refresh", notBuilt("issue 3"))
+
+	r.Group(func(r chi.Router) {
+		r.Use(auth.Require(a.verifier))
+		(&files.Handlers{Store: a.store, MaxUpload: a.cfg.MaxUpload}).Routes(r)
+		(&auth.Handlers{Bucket: a.bucket, Region: a.cfg.Region}).Routes(r)
+		r.Method(http.MethodPost, "/api/auth/logout", notBuilt("issue 3"))
+		r.Method(http.MethodPost, "/api/verify", notBuilt("issue 5"))
+		r.Method(http.MethodPost, "/api/evaluate", notBuilt("issue 6"))
+		r.Handle("/api/jobs/*", notBuilt("issue 5"))
+	})
+	return r
+}
+
+// csp suits the PWA: its own scripts and styles only, and API calls to
+// itself and to the Cognito endpoint it signs in with.
+func (a *App) csp() string {
+	connect := []string{"'self'"}
+	if a.cfg.CognitoEndpoint != "" {
+		if u, err := url.Parse(a.cfg.CognitoEndpoint); err == nil {
+			connect = append(connect, u.Scheme+"://"+u.Host)
+		}
+	} else if a.devIDP == nil {
+		connect = append(connect, "https://cognito-idp."+a.cfg.Region+".amazonaws.com")
+	}
+	return "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src " +
+		strings.Join(connect, " ") + "; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+}
+
+type configAnswer struct {
+	Region          string `json:"region"`
+	UserPoolID      string `json:"userPoolId"`
+	ClientID        string `json:"clientId"`
+	CognitoEndpoint string `json:"cognitoEndpoint,omitempty"`
+}
+
+// apiConfig is GET /api/config: how the PWA and CLI sign in.
+func (a *App) apiConfig(w http.ResponseWriter, r *http.Request) {
+	ans := configAnswer{Region: a.cfg.Region, UserPoolID: a.cfg.PoolID, ClientID: a.cfg.ClientIDs[0], CognitoEndpoint: a.cfg.CognitoEndpoint}
+	if a.devIDP != nil {
+		ans.CognitoEndpoint = devidp.Endpoint(a.publicURL)
+	}
+	_ = httpx.WriteJSON(w, http.StatusOK, ans)
+}
+
+type check struct {
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail,omitempty"`
+	// JWKS lists each key set's state by URL.
+	JWKS map[string]bool `json:"jwks,omitempty"`
+}
+
+// readyz reports each part by name; only what stops the API from serving
+// fails it (SPEC §3).
+func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	checks := map[string]check{}
+	jwksOK, detail := a.verifier.Ready(ctx)
+	checks["jwks"] = check{OK: jwksOK, JWKS: detail}
+	if err := a.store.Ping(ctx); err != nil {
+		httpx.LoggerFrom(r.Context()).Warn("store not reachable", "err", err)
+		checks["store"] = check{OK: false, Detail: "the file store is not reachable"}
+	} else {
+		checks["store"] = check{OK: true, Detail: a.cfg.Storage}
+	}
+	checks["jobs"] = check{OK: false, Detail: "job isolation is not built yet (issue 5); the job routes answer 501"}
+	status, code := "ready", http.StatusOK
+	if !checks["jwks"].OK || !checks["store"].OK {
+		status, code = "not_ready", http.StatusServiceUnavailable
+	}
+	_ = httpx.WriteJSON(w, code, map[string]any{"status": status, "checks": checks})
+}

@@ -1,0 +1,300 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/quantapix/hqd/internal/auth"
+	"github.com/quantapix/hqd/internal/auth/devidp"
+	"github.com/quantapix/hqd/internal/files"
+	"github.com/quantapix/hqd/internal/version"
+)
+
+const usage = `Usage: hqd <command> [--setting=value ...]
+
+Commands:
+  serve     run in production (settings: hqd serve --help)
+  dev       run locally with no dependencies (settings: hqd dev --help)
+  version   print the version
+`
+
+// run is main with the outside world passed in, so tests can call it.
+func run(ctx context.Context, args []string, getenv func(string) string, environ []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	switch args[0] {
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "hqd", version.Version)
+		return nil
+	case "help", "--help", "-h", "-help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	case "serve", "dev":
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+	cfg, err := parseConfig(args[0], args[1:], getenv, environ, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stdout, cfg.LogLevel)
+	app, err := newApp(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	if cfg.Mode == "dev" {
+		printDevBanner(stderr, app)
+	}
+	return app.Run(ctx)
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level)) // validated with the configuration
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// App is a configured hqd with its listeners bound.
+type App struct {
+	cfg       *Config
+	log       *slog.Logger
+	reg       *prometheus.Registry
+	ln        net.Listener
+	metricsLn net.Listener
+	publicURL string
+	store     files.Store
+	bucket    string
+	verifier  *auth.Verifier
+	devIDP    *devidp.Provider
+	tlsConfig *tls.Config
+	handler   http.Handler
+}
+
+// newApp builds every part. The listeners are bound first: the public URL
+// (and so the dev issuer) depends on the port actually bound.
+func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err error) {
+	a := &App{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			a.closeListeners()
+		}
+	}()
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if cfg.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("loading HQD_TLS_CERT_FILE/HQD_TLS_KEY_FILE: %w", err)
+		}
+		a.tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
+	}
+	if a.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return nil, fmt.Errorf("HQD_ADDR: %w", err)
+	}
+	if cfg.MetricsAddr != "" {
+		if a.metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return nil, fmt.Errorf("HQD_METRICS_ADDR: %w", err)
+		}
+	}
+	a.publicURL = cfg.PublicURL
+	if a.publicURL == "" {
+		a.publicURL = derivePublicURL(a.ln.Addr().(*net.TCPAddr), a.tlsConfig != nil)
+	}
+	a.publicURL = strings.TrimSuffix(a.publicURL, "/")
+
+	switch cfg.Storage {
+	case "dir":
+		d, err := files.NewDir(cfg.StorageDir)
+		if err != nil {
+			return nil, err
+		}
+		a.store = files.Instrument(d, "dir", a.reg)
+	case "s3":
+		s, err := files.NewS3(ctx, files.S3Config{Bucket: cfg.Bucket, Region: cfg.Region, Endpoint: cfg.S3Endpoint, PathStyle: cfg.S3PathStyle})
+		if err != nil {
+			return nil, err
+		}
+		a.store, a.bucket = files.Instrument(s, "s3", a.reg), cfg.Bucket
+	}
+
+	issuers := cfg.Issuers
+	if cfg.devIDP() {
+		a.devIDP, err = devidp.New(devidp.Config{
+			Dir: filepath.Join(cfg.DataDir, "dev-idp"), BaseURL: a.publicURL, PoolID: cfg.PoolID, ClientID: cfg.ClientIDs[0],
+		}, log)
+		if err != nil {
+			return nil, err
+		}
+		issuers = []string{a.devIDP.Issuer()}
+	}
+	vc := auth.VerifierConfig{ClientIDs: cfg.ClientIDs}
+	for i, is := range issuers {
+		iss := auth.Issuer{URL: is}
+		if i < len(cfg.JWKSURLs) {
+			iss.JWKSURL = cfg.JWKSURLs[i]
+		}
+		vc.Issuers = append(vc.Issuers, iss)
+	}
+	if a.devIDP != nil {
+		// hqd fetches its own JWKS over loopback, whatever the public URL is.
+		vc.Issuers[0].JWKSURL = "http://" + loopbackAddr(a.ln.Addr().(*net.TCPAddr)) + "/dev/cognito/" + cfg.PoolID + "/.well-known/jwks.json"
+		if a.tlsConfig != nil {
+			vc.Issuers[0].JWKSURL = "https" + strings.TrimPrefix(vc.Issuers[0].JWKSURL, "http")
+			vc.HTTPClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // our own listener
+		}
+	}
+	if a.verifier, err = auth.NewVerifier(vc, log, a.reg); err != nil {
+		return nil, err
+	}
+	a.handler = a.routes()
+	return a, nil
+}
+
+// derivePublicURL is the URL of the bound listener, with 127.0.0.1 for an
+// unspecified address.
+func derivePublicURL(addr *net.TCPAddr, tls bool) string {
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	host := loopbackAddr(addr)
+	if tls && addr.Port == 443 || !tls && addr.Port == 80 {
+		host = strings.TrimSuffix(host, ":"+fmt.Sprint(addr.Port))
+	}
+	return scheme + "://" + host
+}
+
+func loopbackAddr(addr *net.TCPAddr) string {
+	ip := addr.IP
+	if ip == nil || ip.IsUnspecified() {
+		ip = net.IPv4(127, 0, 0, 1)
+	}
+	return net.JoinHostPort(ip.String(), fmt.Sprint(addr.Port))
+}
+
+func (a *App) closeListeners() {
+	if a.ln != nil {
+		a.ln.Close()
+	}
+	if a.metricsLn != nil {
+		a.metricsLn.Close()
+	}
+}
+
+// Addr is the bound main listener.
+func (a *App) Addr() string { return a.ln.Addr().String() }
+
+// Run serves until ctx ends, then shuts down within HQD_SHUTDOWN_GRACE.
+func (a *App) Run(ctx context.Context) error {
+	// Streams and long requests run under baseCtx, cancelled before
+	// Shutdown so that they do not hold it up.
+	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBase()
+	srv := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		TLSConfig:         a.tlsConfig,
+	}
+	var metricsSrv *http.Server
+	if a.metricsLn != nil {
+		metricsSrv = &http.Server{
+			Handler:           promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}),
+			ReadHeaderTimeout: 10 * time.Second,
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		var err error
+		if a.tlsConfig != nil {
+			err = srv.ServeTLS(a.ln, "", "")
+		} else {
+			err = srv.Serve(a.ln)
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("serving %s: %w", a.ln.Addr(), err)
+	})
+	if metricsSrv != nil {
+		g.Go(func() error {
+			if err := metricsSrv.Serve(a.metricsLn); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serving metrics: %w", err)
+			}
+			return nil
+		})
+	}
+	if err := a.verifier.Start(baseCtx); err != nil {
+		return err
+	}
+	a.log.Info("listening", "url", a.publicURL, "addr", a.ln.Addr().String(), "metrics", metricsAddr(a.metricsLn), "storage", a.cfg.Storage, "version", version.Version)
+	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady) // no-op outside systemd
+
+	g.Go(func() error {
+		<-gctx.Done()
+		_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
+		a.log.Info("shutting down", "grace", a.cfg.ShutdownGrace.String())
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownGrace)
+		defer cancel()
+		cancelBase()
+		err := srv.Shutdown(sctx)
+		if metricsSrv != nil {
+			_ = metricsSrv.Shutdown(sctx) // scrapes are short; the main server's error is the one that matters
+		}
+		a.verifier.Close()
+		if err != nil {
+			srv.Close()
+			return fmt.Errorf("shutdown: in-flight requests outlived HQD_SHUTDOWN_GRACE: %w", err)
+		}
+		return nil
+	})
+	err := g.Wait()
+	a.log.Info("stopped")
+	return err
+}
+
+func metricsAddr(ln net.Listener) string {
+	if ln == nil {
+		return "off"
+	}
+	return ln.Addr().String()
+}
+
+func printDevBanner(w io.Writer, a *App) {
+	u := a.publicURL
+	fmt.Fprintf(w, `
+hqd dev is serving %[1]s
+  files:    %[2]s
+  accounts: %[3]s (dev identity provider; pool %[4]s, client %[5]s)
+
+Sign up, sign in and keep a file:
+  curl -s %[1]s/dev/cognito/ -H 'X-Amz-Target: AWSCognitoIdentityProviderService.SignUp' -H 'Content-Type: application/x-amz-json-1.1' \
+    -d '{"ClientId":"%[5]s","Username":"me@example.com","Password":"Passw0rd!"}'
+  TOKEN=$(curl -s %[1]s/dev/cognito/ -H 'X-Amz-Target: AWSCognitoIdentityProviderService.InitiateAuth' -H 'Content-Type: application/x-amz-json-1.1' \
+    -d '{"ClientId":"%[5]s","AuthFlow":"USER_PASSWORD_AUTH","AuthParameters":{"USERNAME":"me@example.com","PASSWORD":"Passw0rd!"}}' | sed 's/.*"AccessToken":"\([^"]*\)".*/\1/')
+  curl -s -X PUT '%[1]s/api/files/notes/hello.md?raw=1' -H "Authorization: Bearer $TOKEN" --data-binary 'hello'
+  curl -s '%[1]s/api/files?delimiter=/' -H "Authorization: Bearer $TOKEN"
+
+`, u, a.cfg.StorageDir, filepath.Join(a.cfg.DataDir, "dev-idp"), a.cfg.PoolID, a.cfg.ClientIDs[0])
+}

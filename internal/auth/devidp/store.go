@@ -1,0 +1,129 @@
+package devidp
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// user is one account of the dev identity provider.
+type user struct {
+	Sub          string    `json:"sub"`
+	Email        string    `json:"email"` // the username: the pool signs in by email
+	PasswordHash []byte    `json:"passwordHash"`
+	Created      time.Time `json:"created"`
+}
+
+// session is what a refresh token stands for; the token itself is never kept.
+type session struct {
+	Sub       string    `json:"sub"`
+	OriginJTI string    `json:"originJti"`
+	Expires   time.Time `json:"expires"`
+}
+
+// state is the provider's file: users and live refresh sessions.
+type state struct {
+	Users    map[string]*user    `json:"users"`    // by lower-case email
+	Sessions map[string]*session `json:"sessions"` // by SHA-256 of the refresh token
+}
+
+// loadState reads the state file, or starts an empty one.
+func loadState(name string) (*state, error) {
+	st := &state{Users: map[string]*user{}, Sessions: map[string]*session{}}
+	b, err := os.ReadFile(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return st, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, st); err != nil {
+		return nil, fmt.Errorf("%s is damaged: %w", name, err)
+	}
+	if st.Users == nil {
+		st.Users = map[string]*user{}
+	}
+	if st.Sessions == nil {
+		st.Sessions = map[string]*session{}
+	}
+	return st, nil
+}
+
+// save writes the state atomically, readable by its owner only.
+func (st *state) save(name string) error {
+	now := time.Now()
+	for k, s := range st.Sessions {
+		if now.After(s.Expires) {
+			delete(st.Sessions, k)
+		}
+	}
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(name, b)
+}
+
+func writeFileAtomic(name string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // no-op after the rename
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), name)
+}
+
+// loadKey reads the signing key, making one on first use, so tokens stay
+// valid across restarts of `hqd dev`.
+func loadKey(name string) (*rsa.PrivateKey, error) {
+	b, err := os.ReadFile(name)
+	if err == nil {
+		blk, _ := pem.Decode(b)
+		if blk == nil {
+			return nil, fmt.Errorf("%s holds no PEM key", name)
+		}
+		k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("parsing %s: %w", name, err)
+		}
+		rk, ok := k.(*rsa.PrivateKey)
+		if !ok {
+			return nil, fmt.Errorf("%s is not an RSA key", name)
+		}
+		return rk, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(name, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
+		return nil, err
+	}
+	return k, nil
+}

@@ -1,0 +1,32 @@
+package auth
+
+import (
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/quantapix/hqd/internal/httpx"
+)
+
+// Handlers serves the auth routes of SPEC §5.
+type Handlers struct {
+	Bucket string // the store's bucket name ("" for the dir store)
+	Region string
+}
+
+// Routes mounts the routes that need a verified token.
+func (h *Handlers) Routes(r chi.Router) {
+	r.Method(http.MethodGet, "/api/auth/credentials", httpx.HandlerFunc(h.credentials))
+}
+
+type credentialsAnswer struct {
+	UserID string `json:"userId"`
+	Bucket string `json:"bucket"`
+	Region string `json:"region"`
+	Prefix string `json:"prefix"`
+}
+
+// credentials is GET /api/auth/credentials (SPEC §5.3).
+func (h *Handlers) credentials(w http.ResponseWriter, r *http.Request) error {
+	id := MustFromContext(r.Context())
+	return httpx.WriteJSON(w, http.StatusOK, credentialsAnswer{UserID: id.Sub, Bucket: h.Bucket, Region: h.Region, Prefix: id.Prefix()})
+}

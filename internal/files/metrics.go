@@ -1,0 +1,80 @@
+package files
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Instrumented wraps a Store with the store metrics of SPEC §9.
+type Instrumented struct {
+	Store
+	ops      *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// Instrument registers the store metrics on reg and wraps s.
+func Instrument(s Store, backend string, reg prometheus.Registerer) *Instrumented {
+	labels := prometheus.Labels{"backend": backend}
+	in := &Instrumented{
+		Store: s,
+		ops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hqd_store_operations_total", Help: "Store operations by operation and outcome.", ConstLabels: labels,
+		}, []string{"op", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "hqd_store_operation_duration_seconds", Help: "Store operation latency (until the first byte for reads).", ConstLabels: labels,
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"op"}),
+	}
+	reg.MustRegister(in.ops, in.duration)
+	return in
+}
+
+func (in *Instrumented) observe(op string, start time.Time, err error) {
+	in.duration.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	outcome := "ok"
+	var ue *UnavailableError
+	switch {
+	case err == nil:
+	case errors.As(err, &ue):
+		outcome = "error"
+	case errors.Is(err, ErrNotFound):
+		outcome = "not_found"
+	case errors.Is(err, ErrPrecondition), errors.Is(err, ErrNotModified), errors.Is(err, ErrBadRange), errors.Is(err, ErrConflict), errors.Is(err, ErrBadToken):
+		outcome = "refused"
+	default:
+		outcome = "error"
+	}
+	in.ops.WithLabelValues(op, outcome).Inc()
+}
+
+func (in *Instrumented) Get(ctx context.Context, key string, opt GetOptions) (*Object, error) {
+	start := time.Now()
+	o, err := in.Store.Get(ctx, key, opt)
+	in.observe("get", start, err)
+	return o, err
+}
+
+func (in *Instrumented) Put(ctx context.Context, key string, body io.Reader, opt PutOptions) (Info, error) {
+	start := time.Now()
+	i, err := in.Store.Put(ctx, key, body, opt)
+	in.observe("put", start, err)
+	return i, err
+}
+
+func (in *Instrumented) Delete(ctx context.Context, key, ifMatch string) error {
+	start := time.Now()
+	err := in.Store.Delete(ctx, key, ifMatch)
+	in.observe("delete", start, err)
+	return err
+}
+
+func (in *Instrumented) List(ctx context.Context, opt ListOptions) (ListPage, error) {
+	start := time.Now()
+	p, err := in.Store.List(ctx, opt)
+	in.observe("list", start, err)
+	return p, err
+}

@@ -1,0 +1,108 @@
+// Package files serves a user's HQ files (SPEC §4): the four /api/files
+// routes and the two stores behind them, s3 (AWS, MinIO, LocalStack) and dir
+// (a local directory, for `hqd dev`). Every key a handler builds starts with
+// the verified user's prefix users/{sub}/hq/; the stores know nothing of
+// users and take full keys.
+package files
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// Outcomes callers branch on. Stores translate their backend's errors into
+// these, so handlers never see SDK types.
+var (
+	ErrNotFound     = errors.New("no such file")
+	ErrPrecondition = errors.New("precondition failed")
+	ErrNotModified  = errors.New("not modified")
+	ErrBadRange     = errors.New("range not satisfiable")
+	ErrConflict     = errors.New("path conflicts with an existing file or folder")
+	ErrBadToken     = errors.New("continuation token not valid for this listing")
+)
+
+// UnavailableError is a store that could not be reached or failed; the
+// handler answers 502 or 503 with Retry-After.
+type UnavailableError struct {
+	Op        string
+	Temporary bool // 503 when true (unreachable, throttled, 5xx), else 502
+	Err       error
+}
+
+func (e *UnavailableError) Error() string { return "store " + e.Op + ": " + e.Err.Error() }
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// Info describes a stored file.
+type Info struct {
+	Key          string // full key
+	Size         int64
+	ETag         string // quoted, as HTTP sends it
+	LastModified time.Time
+	ContentType  string
+}
+
+// Range is one byte range of a read, as parsed from a Range header.
+// Suffix > 0 means the last Suffix bytes; otherwise Start to End inclusive,
+// End < 0 meaning to the end.
+type Range struct {
+	Start, End, Suffix int64
+}
+
+// Object is an open file. The caller closes Body.
+type Object struct {
+	Info
+	Body io.ReadCloser
+	// Partial is set when a Range was served: bytes First..Last of Info.Size.
+	Partial     bool
+	First, Last int64
+}
+
+// GetOptions are the conditions of a read.
+type GetOptions struct {
+	Range       *Range
+	IfNoneMatch string // raw header value; a match answers ErrNotModified
+}
+
+// PutOptions are the conditions and metadata of a write.
+type PutOptions struct {
+	ContentType string
+	Size        int64  // -1 when unknown
+	IfMatch     string // write only over this ETag
+	IfNoneMatch string // "*": write only if there is no file
+}
+
+// ListOptions select one page of a listing.
+type ListOptions struct {
+	Prefix    string // full key prefix
+	Delimiter string // "" or "/"
+	Token     string // the store's own continuation token, "" for the first page
+	Limit     int    // 1–100
+}
+
+// ListPage is one page: files and folders (full keys) in key order.
+type ListPage struct {
+	Files   []Info
+	Folders []string
+	Next    string // "" on the last page
+}
+
+// Store keeps files by full key. Implementations are safe for concurrent
+// use, never leave a partial file behind, and give a write that returned
+// successfully to every later read.
+type Store interface {
+	// Get opens a file. ErrNotFound, ErrNotModified and ErrBadRange
+	// (with the size in the returned Info) are answers, not failures.
+	Get(ctx context.Context, key string, opt GetOptions) (*Object, error)
+	// Put writes body as the file, all or nothing; ErrPrecondition when a
+	// condition fails, ErrConflict where the store cannot hold the key.
+	Put(ctx context.Context, key string, body io.Reader, opt PutOptions) (Info, error)
+	// Delete removes a file; a missing file is not an error unless ifMatch
+	// is set, which answers ErrPrecondition unless the file has that ETag.
+	Delete(ctx context.Context, key, ifMatch string) error
+	// List returns one page in key order.
+	List(ctx context.Context, opt ListOptions) (ListPage, error)
+	// Ping tells whether the store is reachable.
+	Ping(ctx context.Context) error
+}
