@@ -191,7 +191,7 @@ func (s *S3) Put(ctx context.Context, key string, body io.Reader, opt PutOptions
 		in.Body, in.ContentLength, size = bytes.NewReader(buf), aws.Int64(opt.Size), opt.Size
 		out, err := s.client.PutObject(ctx, in)
 		if err != nil {
-			return Info{}, s3Err("put", err)
+			return Info{}, putErr(err, opt)
 		}
 		etag = out.ETag
 	} else {
@@ -199,7 +199,7 @@ func (s *S3) Put(ctx context.Context, key string, body io.Reader, opt PutOptions
 		in.Body = cr
 		out, err := s.uploader.Upload(ctx, in)
 		if err != nil {
-			return Info{}, s3Err("put", err)
+			return Info{}, putErr(err, opt)
 		}
 		if opt.Size >= 0 && cr.n != opt.Size {
 			return Info{}, fmt.Errorf("writing %s: got %d bytes, want %d", key, cr.n, opt.Size)
@@ -207,6 +207,16 @@ func (s *S3) Put(ctx context.Context, key string, body io.Reader, opt PutOptions
 		etag, size = out.ETag, cr.n
 	}
 	return Info{Key: key, Size: size, ETag: aws.ToString(etag), LastModified: time.Now().UTC().Truncate(time.Second), ContentType: ct}, nil
+}
+
+// putErr translates a write's error: S3 answers an If-Match on a missing
+// key with 404, which for a conditional write is a failed precondition.
+func putErr(err error, opt PutOptions) error {
+	err = s3Err("put", err)
+	if errors.Is(err, ErrNotFound) && opt.IfMatch != "" {
+		return ErrPrecondition
+	}
+	return err
 }
 
 type countingReader struct {
