@@ -197,7 +197,7 @@ func parseConfig(mode string, args []string, getenv func(string) string, environ
 	}
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, "HQD_") && !known[name] && !strings.HasPrefix(name, "HQD_TEST_") && name != "HQD_TOOLS_DIR" {
+		if strings.HasPrefix(name, "HQD_") && !known[name] {
 			fmt.Fprintf(stderr, "hqd: warning: ignoring unknown setting %s (see hqd %s --help)\n", name, mode)
 		}
 	}

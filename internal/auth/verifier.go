@@ -382,7 +382,7 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Identity, error) 
 
 	h64, rest, ok1 := strings.Cut(token, ".")
 	p64, s64, ok2 := strings.Cut(rest, ".")
-	if !ok1 || !ok2 || strings.Contains(s64, ".") || h64 == "" || p64 == "" || s64 == "" {
+	if !ok1 || !ok2 || strings.Contains(s64, ".") || h64 == "" || p64 == "" {
 		return nil, refuse(ReasonMalformed, "not a compact JWS")
 	}
 	var hdr header
@@ -391,6 +391,9 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Identity, error) 
 	}
 	if hdr.Alg != "RS256" {
 		return nil, refuse(ReasonAlgorithm, "alg %q", hdr.Alg)
+	}
+	if s64 == "" {
+		return nil, refuse(ReasonMalformed, "no signature")
 	}
 	if hdr.Kid == "" {
 		return nil, refuse(ReasonHeader, "no kid")

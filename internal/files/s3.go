@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
@@ -55,7 +56,14 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 	opts := []func(*config.LoadOptions) error{
 		config.WithRegion(cfg.Region),
 		config.WithHTTPClient(httpClient),
-		config.WithRetryMaxAttempts(3),
+		// A few quick retries: a user waits on every one, and a store that
+		// is down should answer 503 in well under a second or two.
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = 3
+				o.MaxBackoff = 200 * time.Millisecond
+			})
+		}),
 		// Checksums only where S3 requires them: MinIO and LocalStack differ
 		// in which trailing checksums they accept, and ETags already cover
 		// integrity end to end.
