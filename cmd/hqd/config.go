@@ -254,7 +254,7 @@ func (c *Config) validate() error {
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
 			bad("HQD_METRICS_ADDR: %q is not host:port", c.MetricsAddr)
-		} else if c.MetricsAddr == c.Addr {
+		} else if c.MetricsAddr == c.Addr && !strings.HasSuffix(c.Addr, ":0") {
 			bad("HQD_METRICS_ADDR must differ from HQD_ADDR: metrics are never served on the public listener")
 		}
 	}
