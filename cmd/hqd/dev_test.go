@@ -17,7 +17,7 @@ type devTokens struct {
 	AccessToken, IdToken, RefreshToken string
 }
 
-func devSignIn(t *testing.T, h *hqd, email, password string) devTokens {
+func devSignIn(t testing.TB, h *hqd, email, password string) devTokens {
 	t.Helper()
 	var cfg struct{ ClientID, CognitoEndpoint string }
 	do(t, "GET", h.URL+"/api/config", "", nil).decode(t, &cfg)
