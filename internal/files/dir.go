@@ -245,7 +245,7 @@ func (d *Dir) Put(ctx context.Context, key string, body io.Reader, opt PutOption
 		ct = guessType(key)
 	}
 	meta := dirMeta{ETag: `"` + hex.EncodeToString(h.Sum(nil)) + `"`, ContentType: ct, Size: n, MTime: st.ModTime().UnixNano()}
-	b, _ := json.Marshal(meta) // a plain struct always marshals
+	b, _ := json.Marshal(meta)                         // a plain struct always marshals
 	_ = unix.Fsetxattr(int(tmp.Fd()), metaXattr, b, 0) // without xattrs the ETag is recomputed on read
 	if err := tmp.Close(); err != nil {
 		return Info{}, &UnavailableError{Op: "put", Temporary: true, Err: err}
