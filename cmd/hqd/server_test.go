@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -119,7 +122,33 @@ func TestStoreDownServesHealth(t *testing.T) {
 }
 
 func TestGracefulShutdown(t *testing.T) {
-	h := startHQD(t, nil, "dev", "--addr=127.0.0.1:0", "--metrics-addr=", "--data-dir="+t.TempDir(), "--shutdown-grace=10s")
+	// systemd's notify socket, played by the test.
+	sock := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	notes := make(chan string, 10)
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			notes <- string(buf[:n])
+		}
+	}()
+	h := startHQD(t, []string{"NOTIFY_SOCKET=" + sock}, "dev", "--addr=127.0.0.1:0", "--metrics-addr=", "--data-dir="+t.TempDir(), "--shutdown-grace=10s")
+	select {
+	case n := <-notes:
+		if n != "READY=1" {
+			t.Errorf("first notification = %q, want READY=1", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no READY=1 on the notify socket")
+	}
 	h.waitReady()
 	tok := devSignIn(t, h, "slow@example.com", "Passw0rd!")
 	// An upload in flight when SIGTERM arrives still completes.
@@ -128,7 +157,7 @@ func TestGracefulShutdown(t *testing.T) {
 	go func() { done <- do(t, "PUT", h.URL+"/api/files/slow.bin?raw=1", tok.AccessToken, pr) }()
 	_, _ = pw.Write([]byte("first half;"))
 	time.Sleep(200 * time.Millisecond)
-	_ = h.cmd.Process.Signal(os.Interrupt)
+	_ = h.cmd.Process.Signal(syscall.SIGTERM)
 	time.Sleep(200 * time.Millisecond)
 	_, _ = pw.Write([]byte("second half"))
 	pw.Close()
@@ -147,6 +176,14 @@ func TestGracefulShutdown(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("hqd did not exit")
+	}
+	select {
+	case n := <-notes:
+		if n != "STOPPING=1" {
+			t.Errorf("notification on SIGTERM = %q, want STOPPING=1", n)
+		}
+	default:
+		t.Error("no STOPPING=1 on the notify socket")
 	}
 	if !strings.Contains(h.Stdout(), `"msg":"shutting down"`) {
 		t.Error("no shutdown log line")

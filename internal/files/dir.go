@@ -39,6 +39,9 @@ type Dir struct {
 
 const metaXattr = "user.hqd.meta"
 
+// copyBuffers saves a 32 KiB allocation per write.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 type dirMeta struct {
 	ETag        string `json:"etag"`
 	ContentType string `json:"ct,omitempty"`
@@ -226,7 +229,9 @@ func (d *Dir) Put(ctx context.Context, key string, body io.Reader, opt PutOption
 		}
 	}()
 	h := md5.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), body)
+	buf := copyBuffers.Get().(*[]byte)
+	n, err := io.CopyBuffer(io.MultiWriter(tmp, h), body, *buf)
+	copyBuffers.Put(buf)
 	if err != nil {
 		return Info{}, fmt.Errorf("writing %s: %w", key, err)
 	}
