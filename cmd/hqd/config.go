@@ -47,6 +47,9 @@ type Config struct {
 	CognitoEndpoint string
 	Issuers         []string
 	JWKSURLs        []string
+	RefreshRotation bool
+	STSRoleARN      string
+	STSEndpoint     string
 
 	ShutdownGrace  time.Duration
 	DevAllowRemote bool
@@ -99,6 +102,9 @@ func settings(c *Config, mode string) []setting {
 		{"cognito-endpoint", "", "Cognito endpoint for cognito-local or LocalStack; AWS when empty", str(&c.CognitoEndpoint)},
 		{"jwt-issuer", "", "trusted issuers; both Cognito formats of the pool when empty (dev: its own provider)", list(&c.Issuers)},
 		{"jwks-url", "", "one JWKS URL per issuer, in the same order; {issuer}/.well-known/jwks.json when empty", list(&c.JWKSURLs)},
+		{"cognito-refresh-rotation", "false", "the app client rotates refresh tokens: refresh with GetTokensFromRefreshToken and return the new one", boolean(&c.RefreshRotation)},
+		{"sts-role-arn", "", "role assumed for each user's S3 credentials on refresh; none issued when empty", str(&c.STSRoleARN)},
+		{"sts-endpoint", "", "STS endpoint for MinIO or LocalStack; AWS when empty (dev on MinIO: the S3 endpoint)", str(&c.STSEndpoint)},
 		{"shutdown-grace", "25s", "time to finish in-flight requests on SIGTERM", duration(&c.ShutdownGrace)},
 		{"dev-allow-remote", "false", "dev only: allow a non-loopback --addr", boolean(&c.DevAllowRemote)},
 	}
@@ -291,6 +297,18 @@ func (c *Config) validate() error {
 		}
 	default:
 		bad("HQD_STORAGE: %q is not s3 or dir", c.Storage)
+	}
+	if c.Mode == "dev" && c.Storage == "s3" && c.S3Endpoint != "" && c.STSRoleARN == "" && c.STSEndpoint == "" {
+		// hqd dev on MinIO or LocalStack: they are the STS too, and MinIO
+		// ignores the role ARN (it issues the root user's rights, narrowed
+		// by the session policy).
+		c.STSEndpoint, c.STSRoleARN = c.S3Endpoint, "arn:aws:iam::000000000000:role/hqd-dev-user"
+	}
+	if c.STSRoleARN != "" && c.Storage != "s3" {
+		bad("HQD_STS_ROLE_ARN issues S3 credentials and needs HQD_STORAGE=s3")
+	}
+	if c.STSEndpoint != "" && c.STSRoleARN == "" {
+		bad("HQD_STS_ENDPOINT is set but HQD_STS_ROLE_ARN is not: name the role to assume")
 	}
 	if c.MaxUpload <= 0 {
 		bad("HQD_MAX_UPLOAD must be more than 0")

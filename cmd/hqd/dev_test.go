@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -188,4 +189,86 @@ func TestDevIdentityProviderErrors(t *testing.T) {
 		t.Errorf("JWKS = %d %s", a.status, a.body)
 	}
 	_ = http.StatusOK
+}
+
+// TestDevRefreshAndLogout: hqd dev refreshes through its own provider (no
+// credentials with the dir store), logout ends the whole sign-in (every
+// token with its origin_jti), and that survives a restart.
+func TestDevRefreshAndLogout(t *testing.T) {
+	dir := t.TempDir()
+	addr := fmt.Sprintf("--addr=127.0.0.1:%d", itest.FreePort(t))
+	h := startHQD(t, nil, "dev", addr, "--metrics-addr=", "--data-dir="+dir)
+	h.waitReady()
+	tok := devSignIn(t, h, "rita@example.com", "Passw0rd!")
+	a, r := refresh(t, h, tok.RefreshToken, "")
+	if a.status != 200 || r.AccessToken == "" || r.Credentials != nil || r.RefreshToken != "" || r.Bucket != "" || r.ExpiresIn != 3600 {
+		t.Fatalf("dev refresh = %d %s", a.status, a.body)
+	}
+	if strings.Contains(string(a.body), `"credentials"`) {
+		t.Errorf("the dir store's answer names credentials: %s", a.body)
+	}
+	other := devSignIn(t, h, "sam@example.com", "Passw0rd!")
+
+	b, _ := json.Marshal(map[string]string{"refreshToken": tok.RefreshToken})
+	if a := do(t, "POST", h.URL+"/api/auth/logout", tok.AccessToken, bytes.NewReader(b)); a.status != 204 {
+		t.Fatalf("logout = %d %s", a.status, a.body)
+	}
+	for name, bearer := range map[string]string{"presented token": tok.AccessToken, "its id token": tok.IdToken, "refreshed sibling": r.AccessToken} {
+		if a := do(t, "GET", h.URL+"/api/files", bearer, nil); a.status != 401 {
+			t.Errorf("%s after logout = %d, want 401", name, a.status)
+		}
+	}
+	if a, _ := refresh(t, h, tok.RefreshToken, ""); a.status != 401 {
+		t.Errorf("refresh after logout = %d, want 401", a.status)
+	}
+	if a := do(t, "GET", h.URL+"/api/files", other.AccessToken, nil); a.status != 200 {
+		t.Errorf("another user's session after logout = %d", a.status)
+	}
+	// Logout without a body still ends the sign-in's tokens.
+	if a := do(t, "POST", h.URL+"/api/auth/logout", other.AccessToken, nil); a.status != 204 {
+		t.Errorf("logout without body = %d %s", a.status, a.body)
+	}
+	if _, err := h.stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	h2 := startHQD(t, nil, "dev", addr, "--metrics-addr=", "--data-dir="+dir)
+	h2.waitReady()
+	if a := do(t, "GET", h2.URL+"/api/files", r.AccessToken, nil); a.status != 401 {
+		t.Errorf("a logged-out token after restart = %d, want 401", a.status)
+	}
+}
+
+func TestDevRefreshRotation(t *testing.T) {
+	h := startHQD(t, []string{"HQD_COGNITO_REFRESH_ROTATION=true"}, "dev", "--addr=127.0.0.1:0", "--metrics-addr=", "--data-dir="+t.TempDir())
+	h.waitReady()
+	tok := devSignIn(t, h, "rota@example.com", "Passw0rd!")
+	a, r := refresh(t, h, tok.RefreshToken, "")
+	if a.status != 200 || r.RefreshToken == "" || r.RefreshToken == tok.RefreshToken {
+		t.Fatalf("rotating refresh = %d %s", a.status, a.body)
+	}
+	if a, _ := refresh(t, h, tok.RefreshToken, ""); a.status != 401 {
+		t.Errorf("the rotated-out refresh token = %d, want 401", a.status)
+	}
+	if a, r2 := refresh(t, h, r.RefreshToken, ""); a.status != 200 || r2.RefreshToken == r.RefreshToken {
+		t.Errorf("the new refresh token = %d %s", a.status, a.body)
+	}
+}
+
+// TestDevOnMinIO: hqd dev pointed at MinIO keeps files there and hands out
+// STS credentials from it.
+func TestDevOnMinIO(t *testing.T) {
+	m := itest.StartMinIO(t)
+	bucket := m.Bucket(t)
+	h := startHQD(t, []string{"HQD_STORAGE=s3", "HQD_BUCKET=" + bucket, "HQD_S3_ENDPOINT=" + m.Endpoint, "HQD_S3_PATH_STYLE=1",
+		"AWS_ACCESS_KEY_ID=" + m.AccessKey, "AWS_SECRET_ACCESS_KEY=" + m.SecretKey},
+		"dev", "--addr=127.0.0.1:0", "--metrics-addr=", "--data-dir="+t.TempDir())
+	h.waitReady()
+	tok := devSignIn(t, h, "mina@example.com", "Passw0rd!")
+	a, r := refresh(t, h, tok.RefreshToken, "")
+	if a.status != 200 || r.Credentials == nil || r.Bucket != bucket {
+		t.Fatalf("dev on MinIO refresh = %d %s", a.status, a.body)
+	}
+	if a := do(t, "PUT", h.URL+"/api/files/x.md?raw=1", tok.AccessToken, strings.NewReader("x")); a.status != 200 {
+		t.Errorf("PUT = %d", a.status)
+	}
 }

@@ -42,13 +42,13 @@ func (a *App) routes() http.Handler {
 			return httpx.Errorf(http.StatusNotImplemented, "not_implemented", "%s %s is not built yet (%s)", r.Method, r.URL.Path, issue)
 		})
 	}
-	r.Method(http.MethodPost, "/api/auth/refresh", notBuilt("issue 3"))
+	authRoutes := &auth.Handlers{Bucket: a.bucket, Region: a.cfg.Region, Sessions: a.sessions}
+	authRoutes.PublicRoutes(r)
 
 	r.Group(func(r chi.Router) {
 		r.Use(auth.Require(a.verifier))
 		(&files.Handlers{Store: a.store, MaxUpload: a.cfg.MaxUpload}).Routes(r)
-		(&auth.Handlers{Bucket: a.bucket, Region: a.cfg.Region}).Routes(r)
-		r.Method(http.MethodPost, "/api/auth/logout", notBuilt("issue 3"))
+		authRoutes.Routes(r)
 		r.Method(http.MethodPost, "/api/verify", notBuilt("issue 5"))
 		r.Method(http.MethodPost, "/api/evaluate", notBuilt("issue 6"))
 		r.Handle("/api/jobs/*", notBuilt("issue 5"))

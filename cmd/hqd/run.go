@@ -5,10 +5,16 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -83,6 +89,7 @@ type App struct {
 	store     files.Store
 	bucket    string
 	verifier  *auth.Verifier
+	sessions  *auth.Sessions
 	devIDP    *devidp.Provider
 	tlsConfig *tls.Config
 	handler   http.Handler
@@ -164,8 +171,65 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err err
 	if a.verifier, err = auth.NewVerifier(vc, log, a.reg); err != nil {
 		return nil, err
 	}
+	if a.sessions, err = a.newSessions(ctx); err != nil {
+		return nil, err
+	}
+	a.verifier.SetRevoked(a.sessions.Revocations.Revoked)
 	a.handler = a.routes()
 	return a, nil
+}
+
+// newSessions builds refresh and logout: a Cognito client (the dev identity
+// provider over loopback in dev), STS when a role is configured, and the
+// revocations kept in the data dir.
+func (a *App) newSessions(ctx context.Context) (*auth.Sessions, error) {
+	cfg := a.cfg
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("HQD_DATA_DIR: %w", err)
+	}
+	rev, err := auth.OpenRevocations(filepath.Join(cfg.DataDir, "revocations.json"))
+	if err != nil {
+		return nil, err
+	}
+	cognitoEndpoint := cfg.CognitoEndpoint
+	if a.devIDP != nil {
+		cognitoEndpoint = "http://" + loopbackAddr(a.ln.Addr().(*net.TCPAddr)) + "/dev/cognito/"
+	}
+	// A public app client's flows are unauthenticated: no AWS credentials.
+	cogOpts := cip.Options{Region: cfg.Region, Credentials: aws.AnonymousCredentials{}, HTTPClient: &http.Client{Timeout: 10 * time.Second}, Retryer: quickRetryer()}
+	if cognitoEndpoint != "" {
+		cogOpts.BaseEndpoint = aws.String(cognitoEndpoint)
+	}
+	if a.devIDP != nil && a.tlsConfig != nil {
+		cogOpts.BaseEndpoint = aws.String("https" + strings.TrimPrefix(cognitoEndpoint, "http"))
+		cogOpts.HTTPClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // our own listener
+	}
+	s := &auth.Sessions{
+		Verifier: a.verifier, Cognito: cip.New(cogOpts), ClientID: cfg.ClientIDs[0], Rotation: cfg.RefreshRotation,
+		Bucket: a.bucket, Region: cfg.Region, Revocations: rev, RoleARN: cfg.STSRoleARN,
+	}
+	if cfg.STSRoleARN != "" {
+		awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(cfg.Region))
+		if err != nil {
+			return nil, fmt.Errorf("loading AWS configuration for STS: %w", err)
+		}
+		s.STS = sts.NewFromConfig(awsCfg, func(o *sts.Options) {
+			o.Retryer = quickRetryer()
+			if cfg.STSEndpoint != "" {
+				o.BaseEndpoint = aws.String(cfg.STSEndpoint)
+			}
+		})
+	}
+	s.Register(a.reg)
+	return s, nil
+}
+
+// quickRetryer retries twice, briefly: a person waits on every try.
+func quickRetryer() aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxAttempts = 3
+		o.MaxBackoff = 200 * time.Millisecond
+	})
 }
 
 // derivePublicURL is the URL of the bound listener, with 127.0.0.1 for an

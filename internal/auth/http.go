@@ -9,13 +9,20 @@ import (
 
 // Handlers serves the auth routes of SPEC §5.
 type Handlers struct {
-	Bucket string // the store's bucket name ("" for the dir store)
-	Region string
+	Bucket   string // the store's bucket name ("" for the dir store)
+	Region   string
+	Sessions *Sessions
+}
+
+// PublicRoutes mounts the routes that need no access token.
+func (h *Handlers) PublicRoutes(r chi.Router) {
+	r.Method(http.MethodPost, "/api/auth/refresh", httpx.HandlerFunc(h.Sessions.refresh))
 }
 
 // Routes mounts the routes that need a verified token.
 func (h *Handlers) Routes(r chi.Router) {
 	r.Method(http.MethodGet, "/api/auth/credentials", httpx.HandlerFunc(h.credentials))
+	r.Method(http.MethodPost, "/api/auth/logout", httpx.HandlerFunc(h.Sessions.logout))
 }
 
 type credentialsAnswer struct {

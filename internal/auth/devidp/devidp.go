@@ -7,7 +7,6 @@
 package devidp
 
 import (
-	"context"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
@@ -161,13 +160,15 @@ func (p *Provider) serveAction(w http.ResponseWriter, r *http.Request) {
 		err = errorf("UnknownOperationException", "X-Amz-Target must name an AWSCognitoIdentityProviderService action")
 	case err != nil:
 	case action == "SignUp":
-		out, err = p.signUp(r.Context(), body)
+		out, err = p.signUp(body)
 	case action == "ConfirmSignUp":
 		out, err = p.confirmSignUp(body)
 	case action == "InitiateAuth":
 		out, err = p.initiateAuth(body)
 	case action == "GetUser":
 		out, err = p.getUser(body)
+	case action == "GetTokensFromRefreshToken":
+		out, err = p.getTokensFromRefreshToken(body)
 	case action == "RevokeToken":
 		out, err = p.revokeToken(body)
 	default:
@@ -219,7 +220,7 @@ type attribute struct {
 	Value string `json:"Value"`
 }
 
-func (p *Provider) signUp(ctx context.Context, body []byte) (any, error) {
+func (p *Provider) signUp(body []byte) (any, error) {
 	var in struct {
 		ClientID       string      `json:"ClientId"`
 		Username       string      `json:"Username"`
@@ -357,6 +358,40 @@ func (p *Provider) refreshAuth(token string) (*authResult, error) {
 		return nil, errorf("NotAuthorizedException", "Invalid Refresh Token")
 	}
 	return p.issue(u, s.OriginJTI)
+}
+
+// getTokensFromRefreshToken is refresh with rotation, as Cognito does for
+// app clients that rotate refresh tokens: the old token stops working and
+// a new one is returned with the new tokens.
+func (p *Provider) getTokensFromRefreshToken(body []byte) (any, error) {
+	var in struct {
+		ClientID     string `json:"ClientId"`
+		RefreshToken string `json:"RefreshToken"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	if err := p.checkClient(in.ClientID); err != nil {
+		return nil, err
+	}
+	res, err := p.refreshAuth(in.RefreshToken)
+	if err != nil {
+		return nil, err
+	}
+	next := randomToken()
+	p.mu.Lock()
+	old := p.st.Sessions[hashToken(in.RefreshToken)]
+	delete(p.st.Sessions, hashToken(in.RefreshToken))
+	if old != nil {
+		p.st.Sessions[hashToken(next)] = &session{Sub: old.Sub, OriginJTI: old.OriginJTI, Expires: time.Now().Add(p.cfg.RefreshTTL).UTC()}
+	}
+	err = p.st.save(p.stateFile)
+	p.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	res.RefreshToken = next
+	return map[string]any{"AuthenticationResult": res}, nil
 }
 
 // revokeToken ends the session of a refresh token, like Cognito's RevokeToken.
