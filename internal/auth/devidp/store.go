@@ -8,9 +8,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/quantapix/hqd/internal/atomicfile"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
 )
 
@@ -69,27 +69,7 @@ func (st *state) save(name string) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(name, b)
-}
-
-func writeFileAtomic(name string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // no-op after the rename
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), name)
+	return atomicfile.Write(name, b)
 }
 
 // loadKey reads the signing key, making one on first use, so tokens stay
@@ -122,7 +102,7 @@ func loadKey(name string) (*rsa.PrivateKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(name, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
+	if err := atomicfile.Write(name, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
 		return nil, err
 	}
 	return k, nil
