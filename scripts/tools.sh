@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Installs the pinned test services hqd's tests start (MinIO, cognito-local) on first use.
-# Usage: scripts/tools.sh [minio|cognito-local|all]
+# Installs the pinned test services hqd's tests start (MinIO, cognito-local, Pebble) on first use.
+# Usage: scripts/tools.sh [minio|cognito-local|pebble|all]
 # Everything goes under $HQD_TOOLS_DIR (default ~/.cache/hqd/tools) so a machine that
 # keeps its cache installs each tool once; a new machine installs it here, never by hand.
 set -euo pipefail
 
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 COGNITO_LOCAL_VERSION=5.3.0
+PEBBLE_VERSION=v2.10.1
 
 TOOLS_DIR=${HQD_TOOLS_DIR:-$HOME/.cache/hqd/tools}
 mkdir -p "$TOOLS_DIR/bin"
@@ -34,11 +35,23 @@ install_cognito_local() {
   ln -sf "$dir/node_modules/.bin/cognito-local" "$TOOLS_DIR/bin/cognito-local"
 }
 
+install_pebble() {
+  local stamp="$TOOLS_DIR/bin/.pebble-$PEBBLE_VERSION"
+  if [[ -x "$TOOLS_DIR/bin/pebble" && -x "$TOOLS_DIR/bin/pebble-challtestsrv" && -f "$stamp" ]]; then return; fi
+  say "building pebble $PEBBLE_VERSION"
+  GOBIN="$TOOLS_DIR/bin" GOFLAGS=-buildvcs=false go install \
+    "github.com/letsencrypt/pebble/v2/cmd/pebble@$PEBBLE_VERSION" \
+    "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@$PEBBLE_VERSION"
+  rm -f "$TOOLS_DIR"/bin/.pebble-*
+  touch "$stamp"
+}
+
 what=${1:-all}
 case "$what" in
   minio) install_minio ;;
   cognito-local) install_cognito_local ;;
-  all) install_minio; install_cognito_local ;;
-  *) echo "usage: $0 [minio|cognito-local|all]" >&2; exit 2 ;;
+  pebble|pebble-challtestsrv) install_pebble ;;
+  all) install_minio; install_cognito_local; install_pebble ;;
+  *) echo "usage: $0 [minio|cognito-local|pebble|all]" >&2; exit 2 ;;
 esac
 echo "$TOOLS_DIR/bin"

@@ -20,7 +20,7 @@ func startInProcess(b *testing.B, env map[string]string) *App {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	app, err := newApp(ctx, cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	app, err := newApp(ctx, cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)), io.Discard)
 	if err != nil {
 		b.Fatal(err)
 	}

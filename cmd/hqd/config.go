@@ -86,10 +86,10 @@ func settings(c *Config, mode string) []setting {
 		{"log-level", "info", "debug, info, warn or error", str(&c.LogLevel)},
 		{"tls-cert-file", "", "static TLS certificate (PEM); with --tls-key-file", str(&c.TLSCertFile)},
 		{"tls-key-file", "", "static TLS private key (PEM)", str(&c.TLSKeyFile)},
-		{"domains", "", "hostnames to obtain ACME certificates for (not built yet: issue 4)", list(&c.Domains)},
-		{"acme-ca", "https://acme-v02.api.letsencrypt.org/directory", "ACME directory (not built yet: issue 4)", str(&c.ACMECA)},
-		{"acme-email", "", "ACME account e-mail (not built yet: issue 4)", str(&c.ACMEEmail)},
-		{"acme-ca-roots", "", "PEM file of extra roots to trust for the ACME CA (not built yet: issue 4)", str(&c.ACMECARoots)},
+		{"domains", "", "hostnames to obtain ACME certificates for (TLS-ALPN-01 on HQD_ADDR, HTTP-01 on HQD_HTTP_ADDR)", list(&c.Domains)},
+		{"acme-ca", "https://acme-v02.api.letsencrypt.org/directory", "ACME directory; staging: https://acme-staging-v02.api.letsencrypt.org/directory", str(&c.ACMECA)},
+		{"acme-email", "", "ACME account e-mail, for the CA's notices", str(&c.ACMEEmail)},
+		{"acme-ca-roots", "", "PEM file of roots to trust for the ACME CA itself (a private CA such as Pebble)", str(&c.ACMECARoots)},
 		{"storage", pick("s3", "dir"), "file store: s3 or dir", str(&c.Storage)},
 		{"storage-dir", "", "root of the dir store; $HQD_DATA_DIR/files when empty", str(&c.StorageDir)},
 		{"aws-region", "us-east-1", "AWS region of the bucket and the user pool", str(&c.Region)},
@@ -275,11 +275,26 @@ func (c *Config) validate() error {
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		bad("HQD_TLS_CERT_FILE and HQD_TLS_KEY_FILE go together: set both or neither")
 	}
-	if len(c.Domains) > 0 {
-		bad("HQD_DOMAINS: ACME certificates are not built yet (issue 4); use HQD_TLS_CERT_FILE and HQD_TLS_KEY_FILE")
+	if len(c.Domains) > 0 && c.TLSCertFile != "" {
+		bad("HQD_DOMAINS and HQD_TLS_CERT_FILE are alternatives: ACME certificates or a static one, not both")
+	}
+	for _, d := range c.Domains {
+		if strings.ContainsAny(d, "/:@ ") || !strings.Contains(d, ".") {
+			bad("HQD_DOMAINS: %q is not a hostname", d)
+		}
 	}
 	if c.HTTPAddr != "" {
-		bad("HQD_HTTP_ADDR: the redirect listener comes with ACME (issue 4) and is not built yet")
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			bad("HQD_HTTP_ADDR: %q is not host:port", c.HTTPAddr)
+		}
+		if !c.TLS() {
+			bad("HQD_HTTP_ADDR redirects to HTTPS and needs TLS: set HQD_DOMAINS or HQD_TLS_CERT_FILE")
+		}
+	}
+	if len(c.Domains) > 0 {
+		if u, err := url.Parse(c.ACMECA); err != nil || u.Scheme != "https" || u.Host == "" {
+			bad("HQD_ACME_CA: %q is not an https:// ACME directory URL", c.ACMECA)
+		}
 	}
 	switch c.Storage {
 	case "s3":
@@ -340,6 +355,9 @@ func (c *Config) validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// TLS says whether the main listener serves HTTPS.
+func (c *Config) TLS() bool { return len(c.Domains) > 0 || c.TLSCertFile != "" }
 
 // devIDP says whether the embedded dev identity provider issues the tokens:
 // in dev mode, unless the issuer was pointed elsewhere.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/quantapix/hqd/internal/certs"
 	"net/http"
 	"net/url"
 	"strings"
@@ -92,6 +93,8 @@ type check struct {
 	Detail string `json:"detail,omitempty"`
 	// JWKS lists each key set's state by URL.
 	JWKS map[string]bool `json:"jwks,omitempty"`
+	// Certificates lists each certificate's state by domain.
+	Certificates map[string]certs.Status `json:"certificates,omitempty"`
 }
 
 // readyz reports each part by name; only what stops the API from serving
@@ -108,9 +111,13 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	} else {
 		checks["store"] = check{OK: true, Detail: a.cfg.Storage}
 	}
+	if a.certs != nil {
+		ok, detail := a.certs.Ready(time.Now())
+		checks["tls"] = check{OK: ok, Certificates: detail}
+	}
 	checks["jobs"] = check{OK: false, Detail: "job isolation is not built yet (issue 5); the job routes answer 501"}
 	status, code := "ready", http.StatusOK
-	if !checks["jwks"].OK || !checks["store"].OK {
+	if !checks["jwks"].OK || !checks["store"].OK || (a.certs != nil && !checks["tls"].OK) {
 		status, code = "not_ready", http.StatusServiceUnavailable
 	}
 	_ = httpx.WriteJSON(w, code, map[string]any{"status": status, "checks": checks})

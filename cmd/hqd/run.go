@@ -10,13 +10,19 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/quantapix/hqd/internal/certs"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -62,7 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		return err
 	}
 	log := newLogger(stdout, cfg.LogLevel)
-	app, err := newApp(ctx, cfg, log)
+	app, err := newApp(ctx, cfg, log, stdout)
 	if err != nil {
 		return err
 	}
@@ -70,6 +76,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		printDevBanner(stderr, app)
 	}
 	return app.Run(ctx)
+}
+
+// newZapLogger is certmagic's logger: JSON lines on the same stream, at
+// the same level, marked as certmagic's.
+func newZapLogger(w io.Writer, level string) *zap.Logger {
+	var l zapcore.Level
+	_ = l.UnmarshalText([]byte(level)) // validated with the configuration
+	enc := zap.NewProductionEncoderConfig()
+	enc.TimeKey, enc.MessageKey, enc.EncodeTime = "time", "msg", zapcore.RFC3339NanoTimeEncoder
+	enc.EncodeLevel = zapcore.CapitalLevelEncoder
+	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(w), l)).With(zap.String("pkg", "certmagic"))
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {
@@ -82,6 +99,7 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 type App struct {
 	cfg       *Config
 	log       *slog.Logger
+	stdout    io.Writer // where certmagic's zap logger writes
 	reg       *prometheus.Registry
 	ln        net.Listener
 	metricsLn net.Listener
@@ -91,14 +109,16 @@ type App struct {
 	verifier  *auth.Verifier
 	sessions  *auth.Sessions
 	devIDP    *devidp.Provider
+	certs     *certs.Manager // nil for plain HTTP
 	tlsConfig *tls.Config
+	httpLn    net.Listener // the plain-HTTP redirect listener, if any
 	handler   http.Handler
 }
 
 // newApp builds every part. The listeners are bound first: the public URL
 // (and so the dev issuer) depends on the port actually bound.
-func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err error) {
-	a := &App{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+func newApp(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (_ *App, err error) {
+	a := &App{cfg: cfg, log: log, reg: prometheus.NewRegistry(), stdout: stdout}
 	defer func() {
 		if err != nil {
 			a.closeListeners()
@@ -106,15 +126,24 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err err
 	}()
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	if cfg.TLSCertFile != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("loading HQD_TLS_CERT_FILE/HQD_TLS_KEY_FILE: %w", err)
-		}
-		a.tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
-	}
 	if a.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("HQD_ADDR: %w", err)
+	}
+	if cfg.HTTPAddr != "" {
+		if a.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return nil, fmt.Errorf("HQD_HTTP_ADDR: %w", err)
+		}
+	}
+	if cfg.TLS() {
+		a.certs, err = certs.New(certs.Config{
+			Domains: cfg.Domains, CA: cfg.ACMECA, CARoots: cfg.ACMECARoots, Email: cfg.ACMEEmail,
+			Dir: filepath.Join(cfg.DataDir, "certmagic"), HTTPSAddr: a.ln.Addr().String(), HTTPAddr: addrOf(a.httpLn),
+			CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile,
+		}, log, newZapLogger(a.stdout, cfg.LogLevel), a.reg)
+		if err != nil {
+			return nil, err
+		}
+		a.tlsConfig = a.certs.TLSConfig()
 	}
 	if cfg.MetricsAddr != "" {
 		if a.metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
@@ -124,6 +153,12 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err err
 	a.publicURL = cfg.PublicURL
 	if a.publicURL == "" {
 		a.publicURL = derivePublicURL(a.ln.Addr().(*net.TCPAddr), a.tlsConfig != nil)
+		if len(cfg.Domains) > 0 {
+			a.publicURL = "https://" + cfg.Domains[0]
+			if p := a.ln.Addr().(*net.TCPAddr).Port; p != 443 {
+				a.publicURL += ":" + strconv.Itoa(p)
+			}
+		}
 	}
 	a.publicURL = strings.TrimSuffix(a.publicURL, "/")
 
@@ -254,9 +289,19 @@ func loopbackAddr(addr *net.TCPAddr) string {
 	return net.JoinHostPort(ip.String(), fmt.Sprint(addr.Port))
 }
 
+func addrOf(ln net.Listener) string {
+	if ln == nil {
+		return ""
+	}
+	return ln.Addr().String()
+}
+
 func (a *App) closeListeners() {
 	if a.ln != nil {
 		a.ln.Close()
+	}
+	if a.httpLn != nil {
+		a.httpLn.Close()
 	}
 	if a.metricsLn != nil {
 		a.metricsLn.Close()
@@ -309,10 +354,41 @@ func (a *App) Run(ctx context.Context) error {
 			return nil
 		})
 	}
+	var redirectSrv *http.Server
+	if a.httpLn != nil {
+		redirectSrv = &http.Server{Handler: a.certs.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second,
+			ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+		g.Go(func() error {
+			if err := redirectSrv.Serve(a.httpLn); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serving %s: %w", a.httpLn.Addr(), err)
+			}
+			return nil
+		})
+	}
 	if err := a.verifier.Start(baseCtx); err != nil {
 		return err
 	}
-	a.log.Info("listening", "url", a.publicURL, "addr", a.ln.Addr().String(), "metrics", metricsAddr(a.metricsLn), "storage", a.cfg.Storage, "version", version.Version)
+	if a.certs != nil {
+		// After the listeners serve: TLS-ALPN-01 is answered by the HTTPS one.
+		if err := a.certs.Start(baseCtx); err != nil {
+			return err
+		}
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		g.Go(func() error {
+			for {
+				select {
+				case <-hup:
+					_ = a.certs.Reload() // logged; the old certificate stays
+				case <-gctx.Done():
+					return nil
+				}
+			}
+		})
+	}
+	a.log.Info("listening", "url", a.publicURL, "addr", a.ln.Addr().String(), "http", addrOf(a.httpLn), "tls", a.tlsConfig != nil,
+		"metrics", metricsAddr(a.metricsLn), "storage", a.cfg.Storage, "version", version.Version)
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady) // no-op outside systemd
 
 	g.Go(func() error {
@@ -326,7 +402,13 @@ func (a *App) Run(ctx context.Context) error {
 		if metricsSrv != nil {
 			_ = metricsSrv.Shutdown(sctx) // scrapes are short; the main server's error is the one that matters
 		}
+		if redirectSrv != nil {
+			_ = redirectSrv.Shutdown(sctx) // redirects are short, as above
+		}
 		a.verifier.Close()
+		if a.certs != nil {
+			a.certs.Stop()
+		}
 		if err != nil {
 			srv.Close()
 			return fmt.Errorf("shutdown: in-flight requests outlived HQD_SHUTDOWN_GRACE: %w", err)
