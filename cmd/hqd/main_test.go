@@ -44,14 +44,7 @@ type hqd struct {
 func startHQD(t testing.TB, env []string, args ...string) *hqd {
 	t.Helper()
 	h := &hqd{t: t, exited: make(chan struct{})}
-	h.cmd = exec.Command(os.Args[0], args...)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "HQD_") && !strings.HasPrefix(kv, "AWS_") {
-			h.cmd.Env = append(h.cmd.Env, kv)
-		}
-	}
-	h.cmd.Env = append(h.cmd.Env, "GO_HQD_TEST_MAIN=1")
-	h.cmd.Env = append(h.cmd.Env, env...)
+	h.cmd = execHQD(env, args...)
 	pr, pw := io.Pipe()
 	h.cmd.Stdout = pw
 	h.cmd.Stderr = &lockedWriter{&h.mu, &h.stderr}
@@ -97,6 +90,19 @@ func startHQD(t testing.TB, env []string, args ...string) *hqd {
 		t.Fatalf("hqd did not start listening\nstdout:\n%s\nstderr:\n%s", h.Stdout(), h.Stderr())
 	}
 	return h
+}
+
+// execHQD is the command for `hqd <args>` with env, not started.
+func execHQD(env []string, args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], args...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "HQD_") && !strings.HasPrefix(kv, "AWS_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "GO_HQD_TEST_MAIN=1")
+	cmd.Env = append(cmd.Env, env...)
+	return cmd
 }
 
 func (h *hqd) Stdout() string { h.mu.Lock(); defer h.mu.Unlock(); return h.stdout.String() }

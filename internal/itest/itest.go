@@ -84,12 +84,21 @@ type process struct {
 func start(tb testing.TB, cmd *exec.Cmd) *process {
 	tb.Helper()
 	p := &process{cmd: cmd, exited: make(chan struct{}), log: &bytes.Buffer{}}
-	cmd.Stdout, cmd.Stderr = &syncWriter{w: p.log}, &syncWriter{w: p.log}
+	w := &syncWriter{w: p.log}
+	cmd.Stdout, cmd.Stderr = w, w
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("starting %s: %v", cmd.Path, err)
 	}
 	go func() { _ = cmd.Wait(); close(p.exited) }()
 	return p
+}
+
+// Log is what the process printed so far.
+func (p *process) Log() string {
+	w := p.cmd.Stdout.(*syncWriter)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.String()
 }
 
 // Stop ends the process and waits for it.
