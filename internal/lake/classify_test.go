@@ -33,8 +33,8 @@ func TestClassifyTranscripts(t *testing.T) {
 				t.Fatal(err)
 			}
 			mode := map[string]Mode{"build": ModeBuild, "lean": ModeLean, "exe": ModeExe}[m.Mode]
-			lines := readLines(t, txt)
-			expected := readLines(t, strings.TrimSuffix(txt, ".txt")+".expected.jsonl")
+			lines := fileLines(t, txt)
+			expected := fileLines(t, strings.TrimSuffix(txt, ".txt")+".expected.jsonl")
 			if len(lines) != len(expected) || len(lines) != len(m.Streams) {
 				t.Fatalf("%d lines, %d expectations, %d streams", len(lines), len(expected), len(m.Streams))
 			}
@@ -69,7 +69,7 @@ func TestClassifyTranscripts(t *testing.T) {
 	}
 }
 
-func readLines(t *testing.T, name string) []string {
+func fileLines(t *testing.T, name string) []string {
 	t.Helper()
 	f, err := os.Open(name)
 	if err != nil {

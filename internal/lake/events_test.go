@@ -9,13 +9,13 @@ import (
 func assemble(t *testing.T, name string, mode Mode) ([]Event, *Assembler) {
 	t.Helper()
 	var m meta
-	b := readLines(t, "testdata/transcripts/"+name+".meta.json")
+	b := fileLines(t, "testdata/transcripts/"+name+".meta.json")
 	if err := json.Unmarshal([]byte(strings.Join(b, "\n")), &m); err != nil {
 		t.Fatal(err)
 	}
 	var evs []Event
 	a := NewAssembler(mode, func(e Event) { evs = append(evs, e) })
-	for i, l := range readLines(t, "testdata/transcripts/"+name+".txt") {
+	for i, l := range fileLines(t, "testdata/transcripts/"+name+".txt") {
 		a.Line(m.Streams[i], l)
 	}
 	a.Flush()

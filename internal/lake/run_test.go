@@ -1,0 +1,262 @@
+package lake
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary play hqd's job helper.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "job-exec" {
+		os.Exit(HelperMain(os.Args[2:]))
+	}
+	os.Exit(m.Run())
+}
+
+var (
+	standinOnce sync.Once
+	standinBin  string
+	standinErr  error
+)
+
+// standin builds the stand-in lake once, into a directory any user can
+// read, and returns its path.
+func standin(t testing.TB) string {
+	t.Helper()
+	standinOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "hqd-standin-")
+		if err != nil {
+			standinErr = err
+			return
+		}
+		_ = os.Chmod(dir, 0o755)
+		_, file, _, _ := runtime.Caller(0)
+		standinBin = filepath.Join(dir, "lake")
+		cmd := exec.Command("go", "build", "-o", standinBin, "./cmd/lake-standin")
+		cmd.Dir = filepath.Join(filepath.Dir(file), "..", "..")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			standinErr = fmt.Errorf("building the stand-in lake: %v\n%s", err, out)
+		}
+	})
+	if standinErr != nil {
+		t.Fatal(standinErr)
+	}
+	return standinBin
+}
+
+// Project makes a verifier project for the stand-in with scenarios.
+func Project(t testing.TB, scenarios map[string]map[string]any) string {
+	t.Helper()
+	dir := t.TempDir()
+	_ = os.Chmod(filepath.Dir(dir), 0o755)
+	_ = os.Chmod(dir, 0o755)
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(dir, ".standin"), 0o755))
+	must(os.MkdirAll(filepath.Join(dir, "Proving"), 0o755))
+	must(os.WriteFile(filepath.Join(dir, "lakefile.lean"), []byte("import Lake\nopen Lake DSL\npackage proving\n@[default_target] lean_lib Proving\n"), 0o644))
+	must(os.WriteFile(filepath.Join(dir, "lean-toolchain"), []byte("leanprover/lean4:v4.29.0\n"), 0o644))
+	must(os.WriteFile(filepath.Join(dir, "Proving", "Basic.lean"), []byte("theorem t : 1 + 1 = 2 := rfl\n"), 0o644))
+	files, _ := filepath.Glob("testdata/transcripts/*")
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		must(os.WriteFile(filepath.Join(dir, ".standin", filepath.Base(f)), b, 0o644))
+	}
+	b, _ := json.Marshal(scenarios)
+	must(os.WriteFile(filepath.Join(dir, ".standin", "scenarios.json"), b, 0o644))
+	return dir
+}
+
+func isolation(t *testing.T) *Isolation {
+	t.Helper()
+	iso := DetectIsolation(false)
+	t.Logf("job isolation: %s (%s)", iso.Mode, iso.Detail)
+	if !iso.Confined() {
+		t.Fatalf("this machine has no usable cgroups: %s", iso.Detail)
+	}
+	return iso
+}
+
+type captured struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (c *captured) add(stream, text string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lines = append(c.lines, stream+": "+text)
+}
+
+// pids are the processes the stand-in said it started.
+func (c *captured) pids() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []int
+	for _, l := range c.lines {
+		if rest, ok := strings.CutPrefix(l, "stderr: standin: pid "); ok {
+			if pid, err := strconv.Atoi(rest); err == nil {
+				out = append(out, pid)
+			}
+		}
+	}
+	return out
+}
+
+// alive says whether pid is a live process (a zombie is not).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+func runner(t *testing.T, iso *Isolation, lim Limits) *Runner {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Runner{Bin: standin(t), Self: self, Iso: iso, Limits: lim, UID: -1, GID: -1}
+}
+
+func TestRunLimits(t *testing.T) {
+	iso := isolation(t)
+	dir := Project(t, map[string]map[string]any{
+		"Proving.Basic": {"transcript": "01-clean-build"},
+		"Standin.Hog":   {"action": "memory"},
+		"Standin.Bomb":  {"action": "fork"},
+		"Standin.Loop":  {"action": "loop"},
+		"Standin.Deaf":  {"action": "ignore-term"},
+		"Standin.Away":  {"action": "escape"},
+		"Standin.Long":  {"action": "huge-line"},
+		"Standin.Bad":   {"action": "bad-utf8"},
+		"Standin.Crash": {"action": "crash"},
+	})
+	lim := Limits{Memory: 64 << 20, Pids: 32, CPU: 1, Timeout: 2 * time.Second}
+	for _, tc := range []struct {
+		target string
+		limit  string
+		code   int // -1: any
+		check  func(t *testing.T, c *captured)
+	}{
+		{"Proving.Basic", "", 0, func(t *testing.T, c *captured) {
+			if len(c.lines) < 10 || !strings.Contains(strings.Join(c.lines, "\n"), "stdout: Build completed successfully (10 jobs).") {
+				t.Errorf("replayed output: %v", c.lines)
+			}
+		}},
+		{"Standin.Hog", "memory", -1, nil},
+		{"Standin.Bomb", "pids", -1, nil},
+		{"Standin.Loop", "timeout", 128 + 9, nil},
+		{"Standin.Deaf", "timeout", 128 + 9, nil},
+		{"Standin.Away", "timeout", 128 + 9, func(t *testing.T, c *captured) {
+			if len(c.pids()) < 3 {
+				t.Errorf("the escaping scenario started %v", c.pids())
+			}
+		}},
+		{"Standin.Long", "", 0, func(t *testing.T, c *captured) {
+			var longest int
+			for _, l := range c.lines {
+				longest = max(longest, len(l))
+			}
+			if longest > MaxLine+64 || !strings.Contains(strings.Join(c.lines, "\n"), "stdout: after the long line") {
+				t.Errorf("longest line %d bytes; lines after it: %v", longest, len(c.lines))
+			}
+		}},
+		{"Standin.Bad", "", 0, nil},
+		{"Standin.Crash", "", 128 + 9, nil},
+	} {
+		t.Run(tc.target, func(t *testing.T) {
+			var c captured
+			out, err := runner(t, iso, lim).Run(context.Background(), Spec{Dir: dir, Args: []string{"build", tc.target}, Scratch: t.TempDir()}, c.add)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out.Limit != tc.limit || out.ExitCode == nil || (tc.code >= 0 && *out.ExitCode != tc.code) {
+				t.Errorf("outcome: limit %q exit %v, want limit %q exit %d", out.Limit, deref(out.ExitCode), tc.limit, tc.code)
+			}
+			for _, pid := range c.pids() {
+				if alive(pid) {
+					t.Errorf("process %d of the job is still running", pid)
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+			if tc.check != nil {
+				tc.check(t, &c)
+			}
+		})
+	}
+}
+
+func deref(p *int) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+func TestRunCancel(t *testing.T) {
+	iso := isolation(t)
+	dir := Project(t, map[string]map[string]any{"Standin.Deaf": {"action": "ignore-term"}})
+	ctx, cancel := context.WithCancel(context.Background())
+	var c captured
+	go func() { time.Sleep(300 * time.Millisecond); cancel() }()
+	out, err := runner(t, iso, Limits{Memory: 64 << 20, Pids: 32, CPU: 1, Timeout: time.Minute}).Run(ctx, Spec{Dir: dir, Args: []string{"build", "Standin.Deaf"}, Scratch: t.TempDir()}, c.add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !out.Cancelled || out.Limit != "" || out.Duration > 10*time.Second {
+		t.Errorf("cancelled run: %+v", out)
+	}
+	for _, pid := range c.pids() {
+		if alive(pid) {
+			t.Errorf("process %d survived the cancel", pid)
+		}
+	}
+}
+
+func TestRunUnprivileged(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("dropping to another user needs root; the daemon keeps its own uid otherwise")
+	}
+	iso := isolation(t)
+	dir := Project(t, map[string]map[string]any{"exe:whoami": {"action": "echo-stdin"}})
+	r := runner(t, iso, Limits{Memory: 64 << 20, Pids: 32, CPU: 1, Timeout: 10 * time.Second})
+	r.UID, r.GID, r.NoNetwork = 65534, 65534, true
+	scratch := t.TempDir()
+	_ = os.Chmod(scratch, 0o777)
+	var c captured
+	out, err := r.Run(context.Background(), Spec{Dir: dir, Args: []string{"exe", "whoami"}, Stdin: []byte(`{"a":1}`), Scratch: scratch}, c.add)
+	if err != nil || out.ExitCode == nil || *out.ExitCode != 0 {
+		t.Fatalf("run as nobody: %+v %v %v", out, err, c.lines)
+	}
+	if !strings.Contains(strings.Join(c.lines, "\n"), `stdout: {"input":{"a":1}}`) {
+		t.Errorf("stdin did not reach the job: %v", c.lines)
+	}
+	for _, pid := range c.pids() {
+		_ = pid // gone already; the uid was checked by the exec below
+	}
+}
+
+func TestNoIsolationRefuses(t *testing.T) {
+	r := &Runner{Bin: "/bin/true", Self: "/bin/true", Iso: &Isolation{Mode: IsolationNone}}
+	if _, err := r.Run(context.Background(), Spec{}, func(string, string) {}); err != ErrNoIsolation {
+		t.Errorf("run without isolation: %v", err)
+	}
+}
