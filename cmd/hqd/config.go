@@ -51,6 +51,20 @@ type Config struct {
 	STSRoleARN      string
 	STSEndpoint     string
 
+	LakeBin        string
+	VerifierDir    string
+	LakeCacheDir   string
+	JobsMaxRunning int
+	JobsMaxQueued  int
+	JobsMaxPerUser int
+	MaxSource      int64
+	JobTimeout     time.Duration
+	JobMemory      int64
+	JobPids        int
+	JobCPU         float64
+	JobsUnconfined bool
+	JobUser        string
+
 	ShutdownGrace  time.Duration
 	DevAllowRemote bool
 }
@@ -105,6 +119,19 @@ func settings(c *Config, mode string) []setting {
 		{"cognito-refresh-rotation", "false", "the app client rotates refresh tokens: refresh with GetTokensFromRefreshToken and return the new one", boolean(&c.RefreshRotation)},
 		{"sts-role-arn", "", "role assumed for each user's S3 credentials on refresh; none issued when empty", str(&c.STSRoleARN)},
 		{"sts-endpoint", "", "STS endpoint for MinIO or LocalStack; AWS when empty (dev on MinIO: the S3 endpoint)", str(&c.STSEndpoint)},
+		{"lake-bin", "lake", "the lake binary (looked up in PATH); jobs are refused while it is missing", str(&c.LakeBin)},
+		{"verifier-dir", "", "the verifier's Lake project; POST /api/verify is refused while it is unset", str(&c.VerifierDir)},
+		{"lake-cache-dir", "", "cached job results; $HQD_DATA_DIR/lake-cache when empty", str(&c.LakeCacheDir)},
+		{"jobs-max-running", "2", "jobs run at once; the rest wait in the queue", integer(&c.JobsMaxRunning)},
+		{"jobs-max-queued", "32", "jobs that may wait; beyond, 429 queue_full", integer(&c.JobsMaxQueued)},
+		{"jobs-max-per-user", "4", "active jobs of one user; beyond, 429 too_many_jobs", integer(&c.JobsMaxPerUser)},
+		{"max-source", "1MiB", "largest source checked by POST /api/verify", size(&c.MaxSource)},
+		{"job-timeout", "120s", "wall-clock limit of a run", duration(&c.JobTimeout)},
+		{"job-memory", "1GiB", "memory limit of a run (its cgroup)", size(&c.JobMemory)},
+		{"job-pids", "256", "process and thread limit of a run (its cgroup)", integer(&c.JobPids)},
+		{"job-cpu", "1", "CPU limit of a run, in cores (its cgroup)", float(&c.JobCPU)},
+		{"jobs-unconfined", "false", "run jobs without cgroups (rlimits and process-group kill only) where none are usable", boolean(&c.JobsUnconfined)},
+		{"job-user", "", "uid:gid runs get; nobody (65534:65534) when hqd runs as root, hqd's own otherwise", str(&c.JobUser)},
 		{"shutdown-grace", "25s", "time to finish in-flight requests on SIGTERM", duration(&c.ShutdownGrace)},
 		{"dev-allow-remote", "false", "dev only: allow a non-loopback --addr", boolean(&c.DevAllowRemote)},
 	}
@@ -147,6 +174,28 @@ func duration(p *time.Duration) func(string) error {
 			return fmt.Errorf("%q is not a duration like 25s or 2m", s)
 		}
 		*p = d
+		return nil
+	}
+}
+
+func integer(p *int) func(string) error {
+	return func(s string) error {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return fmt.Errorf("%q is not a whole number of at least 1", s)
+		}
+		*p = n
+		return nil
+	}
+}
+
+func float(p *float64) func(string) error {
+	return func(s string) error {
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil || f <= 0 || f > 1024 {
+			return fmt.Errorf("%q is not a positive number like 1 or 0.5", s)
+		}
+		*p = f
 		return nil
 	}
 }
@@ -325,6 +374,14 @@ func (c *Config) validate() error {
 	if c.STSEndpoint != "" && c.STSRoleARN == "" {
 		bad("HQD_STS_ENDPOINT is set but HQD_STS_ROLE_ARN is not: name the role to assume")
 	}
+	if c.LakeCacheDir == "" {
+		c.LakeCacheDir = strings.TrimSuffix(c.DataDir, "/") + "/lake-cache"
+	}
+	if c.JobUser != "" {
+		if _, _, err := parseUser(c.JobUser); err != nil {
+			bad("HQD_JOB_USER: %v", err)
+		}
+	}
 	if c.MaxUpload <= 0 {
 		bad("HQD_MAX_UPLOAD must be more than 0")
 	}
@@ -354,6 +411,17 @@ func (c *Config) validate() error {
 		bad("HQD_DEV_ALLOW_REMOTE applies to hqd dev only")
 	}
 	return errors.Join(errs...)
+}
+
+// parseUser reads "uid:gid".
+func parseUser(s string) (uid, gid int, err error) {
+	u, g, ok := strings.Cut(s, ":")
+	uid, err1 := strconv.Atoi(u)
+	gid, err2 := strconv.Atoi(g)
+	if !ok || err1 != nil || err2 != nil || uid < 0 || gid < 0 {
+		return 0, 0, fmt.Errorf("%q is not uid:gid like 65534:65534", s)
+	}
+	return uid, gid, nil
 }
 
 // TLS says whether the main listener serves HTTPS.

@@ -5,12 +5,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/quantapix/hqd/internal/lake"
 	"os"
 	"os/signal"
 	"syscall"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "job-exec" {
+		// hqd re-run as a job's helper: join the cgroups, drop privileges,
+		// become lake (internal/lake).
+		os.Exit(lake.HelperMain(os.Args[2:]))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Environ(), os.Stdout, os.Stderr); err != nil {

@@ -50,10 +50,10 @@ func (a *App) routes() http.Handler {
 		r.Use(auth.Require(a.verifier))
 		(&files.Handlers{Store: a.store, MaxUpload: a.cfg.MaxUpload}).Routes(r)
 		authRoutes.Routes(r)
-		r.Method(http.MethodPost, "/api/verify", notBuilt("issue 5"))
+		a.jobRoutes.Routes(r)
 		r.Method(http.MethodPost, "/api/evaluate", notBuilt("issue 6"))
-		r.Handle("/api/jobs/*", notBuilt("issue 5"))
 	})
+	a.jobRoutes.StreamRoutes(r)
 	return r
 }
 
@@ -93,6 +93,8 @@ type check struct {
 	Detail string `json:"detail,omitempty"`
 	// JWKS lists each key set's state by URL.
 	JWKS map[string]bool `json:"jwks,omitempty"`
+	// Isolation names how jobs are confined: cgroup2, cgroup1, unconfined or none.
+	Isolation string `json:"isolation,omitempty"`
 	// Certificates lists each certificate's state by domain.
 	Certificates map[string]certs.Status `json:"certificates,omitempty"`
 }
@@ -115,7 +117,12 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 		ok, detail := a.certs.Ready(time.Now())
 		checks["tls"] = check{OK: ok, Certificates: detail}
 	}
-	checks["jobs"] = check{OK: false, Detail: "job isolation is not built yet (issue 5); the job routes answer 501"}
+	jobsOK, why := a.jobRoutes.Available()
+	jc := check{OK: jobsOK, Detail: why, Isolation: a.iso.Mode}
+	if jobsOK {
+		jc.Detail = a.iso.Detail
+	}
+	checks["jobs"] = jc // reported, never failing readiness: the job routes answer 503 themselves
 	status, code := "ready", http.StatusOK
 	if !checks["jwks"].OK || !checks["store"].OK || (a.certs != nil && !checks["tls"].OK) {
 		status, code = "not_ready", http.StatusServiceUnavailable

@@ -11,6 +11,8 @@ import (
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/quantapix/hqd/internal/certs"
+	"github.com/quantapix/hqd/internal/jobs"
+	"github.com/quantapix/hqd/internal/lake"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"io"
@@ -18,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -110,6 +113,10 @@ type App struct {
 	sessions  *auth.Sessions
 	devIDP    *devidp.Provider
 	certs     *certs.Manager // nil for plain HTTP
+	iso       *lake.Isolation
+	jobs      *jobs.Manager
+	jobRoutes *jobs.Handlers
+	shutdown  chan struct{} // closed when shutdown begins: streams say goodbye
 	tlsConfig *tls.Config
 	httpLn    net.Listener // the plain-HTTP redirect listener, if any
 	handler   http.Handler
@@ -209,6 +216,9 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer
 	if a.sessions, err = a.newSessions(ctx); err != nil {
 		return nil, err
 	}
+	if err := a.newJobs(); err != nil {
+		return nil, err
+	}
 	a.verifier.SetRevoked(a.sessions.Revocations.Revoked)
 	a.handler = a.routes()
 	return a, nil
@@ -257,6 +267,71 @@ func (a *App) newSessions(ctx context.Context) (*auth.Sessions, error) {
 	}
 	s.Register(a.reg)
 	return s, nil
+}
+
+// newJobs builds the verifier's job manager: isolation detected once, the
+// lake runner, the result cache and the routes.
+func (a *App) newJobs() error {
+	cfg := a.cfg
+	a.shutdown = make(chan struct{})
+	a.iso = lake.DetectIsolation(cfg.JobsUnconfined)
+	a.log.Info("job isolation", "mode", a.iso.Mode, "detail", a.iso.Detail)
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("finding hqd's own executable for the job helper: %w", err)
+	}
+	uid, gid := -1, -1
+	if cfg.JobUser != "" {
+		uid, gid, _ = parseUser(cfg.JobUser) // validated with the configuration
+	} else if os.Geteuid() == 0 {
+		uid, gid = 65534, 65534 // nobody: a job never runs as root
+	}
+	bin := cfg.LakeBin
+	if p, err := exec.LookPath(bin); err == nil {
+		bin = p
+	}
+	runner := &lake.Runner{
+		Bin: bin, Self: self, Iso: a.iso, UID: uid, GID: gid, NoNetwork: os.Geteuid() == 0,
+		Limits: lake.Limits{Memory: cfg.JobMemory, Pids: int64(cfg.JobPids), CPU: cfg.JobCPU, Timeout: cfg.JobTimeout},
+	}
+	cache, err := lake.NewCache(cfg.LakeCacheDir)
+	if err != nil {
+		return err
+	}
+	scratch := filepath.Join(cfg.DataDir, "jobs")
+	if err := os.MkdirAll(scratch, 0o711); err != nil {
+		return fmt.Errorf("HQD_DATA_DIR: %w", err)
+	}
+	a.jobs = jobs.NewManager(jobs.Config{
+		MaxRunning: cfg.JobsMaxRunning, MaxQueued: cfg.JobsMaxQueued, MaxPerUser: cfg.JobsMaxPerUser,
+		ScratchDir: scratch, ScratchUID: uid, ScratchGID: gid,
+	}, runner, cache, a.log, a.reg)
+	a.jobRoutes = &jobs.Handlers{Manager: a.jobs, Verifier: a.verifier, VerifierDir: cfg.VerifierDir, LakeBin: bin,
+		MaxSource: cfg.MaxSource, Available: a.jobsAvailable(bin), Shutdown: a.shutdown}
+	a.jobRoutes.Init(a.reg)
+	return nil
+}
+
+// jobsAvailable says, before any process starts, whether a verifier job
+// can run: isolation, the lake binary and the project must all be there.
+func (a *App) jobsAvailable(bin string) jobs.Availability {
+	return func() (bool, string) {
+		switch {
+		case a.iso.Mode == lake.IsolationNone:
+			return false, "job isolation is not available on this host: " + a.iso.Detail
+		case a.cfg.VerifierDir == "":
+			return false, "no verifier project is configured (HQD_VERIFIER_DIR)"
+		}
+		if st, err := os.Stat(bin); err != nil || st.Mode()&0o111 == 0 {
+			return false, "the lake binary " + a.cfg.LakeBin + " (HQD_LAKE_BIN) is not installed"
+		}
+		for _, f := range []string{"lakefile.lean", "lakefile.toml"} {
+			if _, err := os.Stat(filepath.Join(a.cfg.VerifierDir, f)); err == nil {
+				return true, ""
+			}
+		}
+		return false, "the verifier directory is not a Lake project (no lakefile.lean or lakefile.toml)"
+	}
 }
 
 // quickRetryer retries twice, briefly: a person waits on every try.
@@ -392,12 +467,18 @@ func (a *App) Run(ctx context.Context) error {
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady) // no-op outside systemd
 
 	g.Go(func() error {
+		a.jobs.Run(gctx)
+		return nil
+	})
+	g.Go(func() error {
 		<-gctx.Done()
 		_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
+		close(a.shutdown) // open streams get a shutdown event before they close
 		a.log.Info("shutting down", "grace", a.cfg.ShutdownGrace.String())
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownGrace)
 		defer cancel()
 		cancelBase()
+		a.jobs.Close() // kills running jobs; their streams end with done
 		err := srv.Shutdown(sctx)
 		if metricsSrv != nil {
 			_ = metricsSrv.Shutdown(sctx) // scrapes are short; the main server's error is the one that matters

@@ -21,7 +21,11 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "job-exec" {
 		os.Exit(HelperMain(os.Args[2:]))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if standinBin != "" {
+		_ = os.RemoveAll(filepath.Dir(standinBin)) // a temp dir of our own
+	}
+	os.Exit(code)
 }
 
 var (

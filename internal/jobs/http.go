@@ -1,0 +1,269 @@
+package jobs
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/quantapix/hqd/internal/auth"
+	"github.com/quantapix/hqd/internal/httpx"
+	"github.com/quantapix/hqd/internal/lake"
+	"github.com/quantapix/hqd/internal/sse"
+)
+
+// Availability says whether jobs can run now, and why not.
+type Availability func() (ok bool, why string)
+
+// Handlers serves the job routes of SPEC §6.1.
+type Handlers struct {
+	Manager     *Manager
+	Verifier    auth.TokenVerifier // for event streams opened with a bearer token
+	VerifierDir string             // HQD_VERIFIER_DIR
+	LakeBin     string
+	MaxSource   int64
+	Available   Availability
+	Heartbeat   time.Duration
+	Shutdown    <-chan struct{} // closed when the server shuts down
+
+	ticketKey []byte
+	streams   prometheus.Gauge
+}
+
+// Init prepares the ticket key and the stream metric.
+func (h *Handlers) Init(reg prometheus.Registerer) {
+	h.ticketKey = make([]byte, 32)
+	_, _ = rand.Read(h.ticketKey) // crypto/rand.Read never fails on Linux
+	h.streams = prometheus.NewGauge(prometheus.GaugeOpts{Name: "hqd_sse_streams_open", Help: "Open job event streams."})
+	if reg != nil {
+		reg.MustRegister(h.streams)
+	}
+	if h.Heartbeat == 0 {
+		h.Heartbeat = 15 * time.Second
+	}
+}
+
+// Routes mounts the routes that need a token.
+func (h *Handlers) Routes(r chi.Router) {
+	r.Method(http.MethodPost, "/api/verify", httpx.HandlerFunc(h.verify))
+	r.Method(http.MethodGet, "/api/jobs/{id}", httpx.HandlerFunc(h.status))
+	r.Method(http.MethodDelete, "/api/jobs/{id}", httpx.HandlerFunc(h.cancel))
+	r.Method(http.MethodPost, "/api/jobs/{id}/ticket", httpx.HandlerFunc(h.ticket))
+}
+
+// StreamRoutes mounts the event stream, which authenticates itself: with a
+// ticket (EventSource cannot send headers) or a bearer token.
+func (h *Handlers) StreamRoutes(r chi.Router) {
+	r.Method(http.MethodGet, "/api/jobs/{id}/events", httpx.HandlerFunc(h.events))
+}
+
+// targetRE is a Lean module name: Proving.Basic.
+var targetRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_']*(\.[A-Za-z_][A-Za-z0-9_']*)*$`)
+
+type verifyRequest struct {
+	Target *string `json:"target"`
+	Source *string `json:"source"`
+}
+
+type submitted struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+	Events string `json:"events"`
+	Ticket string `json:"ticket"`
+}
+
+// ready refuses before any process starts when jobs cannot run.
+func (h *Handlers) ready() error {
+	if ok, why := h.Available(); !ok {
+		return &httpx.Error{Status: http.StatusServiceUnavailable, Code: "jobs_unavailable", Msg: why, RetryAfter: 30}
+	}
+	return nil
+}
+
+// verify is POST /api/verify.
+func (h *Handlers) verify(w http.ResponseWriter, r *http.Request) error {
+	id := auth.MustFromContext(r.Context())
+	var in verifyRequest
+	if err := httpx.DecodeJSON(r, httpx.MaxJSONBody, &in); err != nil {
+		return err
+	}
+	if (in.Target == nil) == (in.Source == nil) {
+		return httpx.Errorf(http.StatusBadRequest, "invalid_request", "send exactly one of target and source")
+	}
+	req := Request{Kind: "verify", Owner: id.Sub, Spec: lake.Spec{Dir: h.VerifierDir},
+		Verified: func(ok bool, errs int, sorry bool) bool { return ok && errs == 0 && !sorry }}
+	if in.Target != nil {
+		t := *in.Target
+		if !targetRE.MatchString(t) || len(t) > 512 {
+			return httpx.Errorf(http.StatusUnprocessableEntity, "unknown_target", "%q is not a module name like Proving.Basic", t)
+		}
+		if st, err := os.Stat(filepath.Join(h.VerifierDir, filepath.FromSlash(strings.ReplaceAll(t, ".", "/"))+".lean")); err != nil || !st.Mode().IsRegular() {
+			return httpx.Errorf(http.StatusUnprocessableEntity, "unknown_target", "the verifier project has no module %s", t)
+		}
+		req.Spec.Args, req.Mode = []string{"build", t}, lake.ModeBuild
+		if err := h.ready(); err != nil {
+			return err
+		}
+		req.Key = h.key("verify-target", []byte(t))
+	} else {
+		src := *in.Source
+		if int64(len(src)) > h.MaxSource {
+			return httpx.Errorf(http.StatusRequestEntityTooLarge, "source_too_large", "the source is %d bytes; at most %d are checked", len(src), h.MaxSource)
+		}
+		if strings.IndexByte(src, 0) >= 0 {
+			return httpx.Errorf(http.StatusBadRequest, "invalid_request", "the source contains a NUL byte")
+		}
+		if err := h.ready(); err != nil {
+			return err
+		}
+		req.Spec.Args, req.Mode, req.Source = []string{"env", "lean", "{source}"}, lake.ModeLean, []byte(src)
+		req.Key = h.key("verify-source", []byte(src))
+	}
+	return h.submit(w, r, req)
+}
+
+// key is the cache key of an input against the project's current state.
+func (h *Handlers) key(kind string, input []byte) string {
+	tree, err := lake.TreeState(h.VerifierDir)
+	if err != nil {
+		tree = "unreadable:" + time.Now().String() // never a hit
+	}
+	return lake.Key(kind, tree, lake.Toolchain(h.VerifierDir), input)
+}
+
+func (h *Handlers) submit(w http.ResponseWriter, r *http.Request, req Request) error {
+	job, err := h.Manager.Submit(req)
+	switch {
+	case errors.Is(err, ErrQueueFull):
+		return &httpx.Error{Status: http.StatusTooManyRequests, Code: "queue_full", Msg: "the job queue is full; try again shortly", RetryAfter: 10}
+	case errors.Is(err, ErrTooManyJobs):
+		return &httpx.Error{Status: http.StatusTooManyRequests, Code: "too_many_jobs", Msg: "you have the most active jobs allowed; wait for one to finish or cancel one", RetryAfter: 10}
+	case err != nil:
+		return &httpx.Error{Status: http.StatusServiceUnavailable, Code: "jobs_unavailable", Msg: "jobs are not accepted right now", Err: err, RetryAfter: 5}
+	}
+	return httpx.WriteJSON(w, http.StatusAccepted, submitted{ID: job.ID, Status: "queued", Events: "/api/jobs/" + job.ID + "/events", Ticket: h.newTicket(job, time.Now())})
+}
+
+func notFound() error {
+	return &httpx.Error{Status: http.StatusNotFound, Code: "not_found", Msg: "no such job"}
+}
+
+func (h *Handlers) status(w http.ResponseWriter, r *http.Request) error {
+	id := auth.MustFromContext(r.Context())
+	job, err := h.Manager.Get(id.Sub, chi.URLParam(r, "id"))
+	if err != nil {
+		return notFound()
+	}
+	return httpx.WriteJSON(w, http.StatusOK, h.Manager.Status(job))
+}
+
+func (h *Handlers) cancel(w http.ResponseWriter, r *http.Request) error {
+	id := auth.MustFromContext(r.Context())
+	if err := h.Manager.Cancel(id.Sub, chi.URLParam(r, "id")); err != nil {
+		return notFound()
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (h *Handlers) ticket(w http.ResponseWriter, r *http.Request) error {
+	id := auth.MustFromContext(r.Context())
+	job, err := h.Manager.Get(id.Sub, chi.URLParam(r, "id"))
+	if err != nil {
+		return notFound()
+	}
+	return httpx.WriteJSON(w, http.StatusOK, map[string]string{"ticket": h.newTicket(job, time.Now())})
+}
+
+// TicketTTL is how long a stream ticket works (SPEC §6.1).
+const TicketTTL = 60 * time.Second
+
+// newTicket signs "job id, owner, expiry": a ticket opens that job's
+// stream for that user only, reusably until it expires.
+func (h *Handlers) newTicket(j *Job, now time.Time) string {
+	payload := j.ID + "|" + j.Owner + "|" + strconv.FormatInt(now.Add(TicketTTL).Unix(), 10)
+	mac := hmac.New(sha256.New, h.ticketKey)
+	mac.Write([]byte(payload))
+	return base64.RawURLEncoding.EncodeToString([]byte(payload)) + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// checkTicket returns the owner a ticket names for job id.
+func (h *Handlers) checkTicket(t, jobID string, now time.Time) (owner string, ok bool) {
+	p64, s64, found := strings.Cut(t, ".")
+	if !found {
+		return "", false
+	}
+	payload, err1 := base64.RawURLEncoding.DecodeString(p64)
+	sig, err2 := base64.RawURLEncoding.DecodeString(s64)
+	if err1 != nil || err2 != nil {
+		return "", false
+	}
+	mac := hmac.New(sha256.New, h.ticketKey)
+	mac.Write(payload)
+	if !hmac.Equal(sig, mac.Sum(nil)) {
+		return "", false
+	}
+	parts := strings.Split(string(payload), "|")
+	if len(parts) != 3 || parts[0] != jobID {
+		return "", false
+	}
+	exp, err := strconv.ParseInt(parts[2], 10, 64)
+	if err != nil || now.Unix() > exp {
+		return "", false
+	}
+	return parts[1], true
+}
+
+// events is GET /api/jobs/{id}/events.
+func (h *Handlers) events(w http.ResponseWriter, r *http.Request) error {
+	jobID := chi.URLParam(r, "id")
+	var owner string
+	if t := r.URL.Query().Get("ticket"); t != "" {
+		o, ok := h.checkTicket(t, jobID, time.Now())
+		if !ok {
+			return &httpx.Error{Status: http.StatusUnauthorized, Code: "invalid_ticket", Msg: "the ticket is expired, forged or for another job; ask POST /api/jobs/{id}/ticket for a fresh one"}
+		}
+		owner = o
+	} else {
+		tok, present := auth.BearerToken(r)
+		if !present || tok == "" {
+			return &httpx.Error{Status: http.StatusUnauthorized, Code: "unauthorized", Msg: "send ?ticket= or an Authorization: Bearer token",
+				Header: http.Header{"Www-Authenticate": {"Bearer"}}}
+		}
+		id, err := h.Verifier.Verify(r.Context(), tok)
+		if err != nil {
+			return &httpx.Error{Status: http.StatusUnauthorized, Code: "unauthorized", Msg: "a valid bearer token is required", Err: err,
+				Header: http.Header{"Www-Authenticate": {`Bearer error="invalid_token"`}}}
+		}
+		owner = id.Sub
+	}
+	httpx.SetUserTag(r.Context(), auth.UserTag(owner))
+	job, err := h.Manager.Get(owner, jobID)
+	if err != nil {
+		return notFound()
+	}
+	last, _ := strconv.ParseInt(r.Header.Get("Last-Event-ID"), 10, 64)
+	sw, err := sse.NewWriter(w, 3*time.Second, 10*time.Second)
+	if err != nil {
+		return nil // the client is gone
+	}
+	h.streams.Inc()
+	defer h.streams.Dec()
+	err = sse.Stream(r.Context(), sw, job.Log, last, h.Heartbeat, h.Shutdown)
+	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, sse.ErrShutdown) {
+		httpx.LoggerFrom(r.Context()).Info("event stream ended", "err", err)
+	}
+	return nil
+}

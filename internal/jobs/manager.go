@@ -1,0 +1,474 @@
+// Package jobs owns the verifier's (and evaluator's) jobs: the queue with
+// its limits, the jobs of each user, the runs they share, the result cache,
+// and the routes of SPEC §6.1. It runs lake through a Runner and streams
+// each job's events through an sse.Log.
+package jobs
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/quantapix/hqd/internal/lake"
+	"github.com/quantapix/hqd/internal/sse"
+)
+
+// Runner runs one lake process; *lake.Runner is one.
+type Runner interface {
+	Run(ctx context.Context, spec lake.Spec, line func(stream, text string)) (lake.Outcome, error)
+}
+
+var _ Runner = (*lake.Runner)(nil)
+
+// Config configures the manager.
+type Config struct {
+	MaxRunning, MaxQueued, MaxPerUser int
+	Retention                         time.Duration // finished jobs are kept this long for replay
+	ScratchDir                        string        // per-run scratch dirs live here
+	ScratchUID, ScratchGID            int           // owner of scratch dirs (-1: leave)
+	LogLimit                          int           // bytes of events kept per job
+}
+
+// Outcomes callers branch on.
+var (
+	ErrQueueFull   = errors.New("the job queue is full")
+	ErrTooManyJobs = errors.New("too many active jobs")
+	ErrNotFound    = errors.New("no such job")
+)
+
+// Request is what a job runs.
+type Request struct {
+	Kind   string    // "verify" or "evaluate"
+	Owner  string    // the user's sub
+	Key    string    // cache key: identical requests share a run and its result
+	Spec   lake.Spec // Scratch is filled in by the manager
+	Mode   lake.Mode
+	Source []byte // written to the run's scratch dir as Source (its path replaces {source} in Spec.Args)
+	// Verified decides done.verified from ok and the output's verdict.
+	Verified func(ok bool, errors int, sorry bool) bool
+}
+
+// Job is one user's request. Several jobs may share one run.
+type Job struct {
+	ID      string
+	Kind    string
+	Owner   string
+	Created time.Time
+	Log     *sse.Log
+
+	// guarded by Manager.mu
+	run       *run
+	status    string // queued, running, done
+	done      lake.Event
+	ended     time.Time
+	cancelled bool
+}
+
+// run is one lake process (or one cache replay) and the jobs attached to it.
+type run struct {
+	req     Request
+	jobs    []*Job
+	events  []lake.Event
+	cancel  context.CancelFunc
+	started bool
+}
+
+// Manager queues and runs jobs.
+type Manager struct {
+	cfg    Config
+	runner Runner
+	cache  *lake.Cache
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	jobs    map[string]*Job
+	runs    map[string]*run // in flight, by key
+	queue   []*run
+	running int
+	closed  bool
+	wg      sync.WaitGroup
+
+	queued, active prometheus.Gauge
+	outcomes       *prometheus.CounterVec
+	durations      prometheus.Histogram
+}
+
+// NewManager makes a manager; Close stops it.
+func NewManager(cfg Config, runner Runner, cache *lake.Cache, log *slog.Logger, reg prometheus.Registerer) *Manager {
+	if cfg.Retention == 0 {
+		cfg.Retention = 15 * time.Minute
+	}
+	if cfg.LogLimit == 0 {
+		cfg.LogLimit = 8 << 20
+	}
+	m := &Manager{
+		cfg: cfg, runner: runner, cache: cache, log: log.With("pkg", "jobs"),
+		jobs: map[string]*Job{}, runs: map[string]*run{},
+		queued:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "hqd_jobs_queued", Help: "Runs waiting for a slot."}),
+		active:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "hqd_jobs_running", Help: "Runs in progress."}),
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hqd_jobs_total", Help: "Finished jobs by kind and outcome (ok, failed, cancelled, cached, timeout, memory, pids, error)."}, []string{"kind", "outcome"}),
+		durations: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "hqd_job_run_duration_seconds", Help: "How long runs of lake took.",
+			Buckets: []float64{.1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.queued, m.active, m.outcomes, m.durations)
+	}
+	return m
+}
+
+var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+func newID() string {
+	var b [10]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
+	return idEncoding.EncodeToString(b[:])
+}
+
+// Submit makes a job: a replay of a cached result, a share of an identical
+// run in flight, or a new run (queued when all slots are busy).
+func (m *Manager) Submit(req Request) (*Job, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, errors.New("shutting down")
+	}
+	active := 0
+	for _, j := range m.jobs {
+		if j.Owner == req.Owner && j.status != "done" {
+			active++
+		}
+	}
+	if active >= m.cfg.MaxPerUser {
+		return nil, ErrTooManyJobs
+	}
+	job := &Job{ID: newID(), Kind: req.Kind, Owner: req.Owner, Created: time.Now().UTC(), Log: sse.NewLog(m.cfg.LogLimit), status: "queued"}
+	if c, ok := m.cache.Get(req.Key); ok {
+		m.jobs[job.ID] = job
+		for _, ev := range c.Events {
+			job.Log.Append(ev.Kind(), ev.JSON())
+		}
+		done := c.Done
+		done["cached"], done["exitCode"], done["at"] = true, nil, lake.NewEvent("", "", "")["at"]
+		m.finish(job, done)
+		m.outcomes.WithLabelValues(req.Kind, "cached").Inc()
+		return job, nil
+	}
+	r, shared := m.runs[req.Key]
+	if !shared {
+		if len(m.queue) >= m.cfg.MaxQueued && m.running >= m.cfg.MaxRunning {
+			return nil, ErrQueueFull
+		}
+		r = &run{req: req}
+		m.runs[req.Key] = r
+	}
+	m.jobs[job.ID] = job
+	m.attach(job, r)
+	if !shared {
+		if m.running < m.cfg.MaxRunning {
+			m.start(r)
+		} else {
+			m.queue = append(m.queue, r)
+			m.queued.Set(float64(len(m.queue)))
+			m.publish(r, m.queuedEvent(r))
+		}
+	}
+	return job, nil
+}
+
+// attach adds job to r and gives it r's events so far.
+func (m *Manager) attach(job *Job, r *run) {
+	job.run = r
+	r.jobs = append(r.jobs, job)
+	if r.started {
+		job.status = "running"
+	}
+	for _, ev := range r.events {
+		job.Log.Append(ev.Kind(), ev.JSON())
+	}
+}
+
+func (m *Manager) position(r *run) int {
+	for i, q := range m.queue {
+		if q == r {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+func (m *Manager) queuedEvent(r *run) lake.Event {
+	ev := lake.NewEvent("queued", "status", "waiting for a free slot")
+	ev["position"] = m.position(r)
+	return ev
+}
+
+// publish sends ev to every job of r; m.mu or the run's own sequencing
+// guards it.
+func (m *Manager) publish(r *run, ev lake.Event) {
+	r.events = append(r.events, ev)
+	b := ev.JSON()
+	for _, j := range r.jobs {
+		j.Log.Append(ev.Kind(), b)
+	}
+}
+
+// start runs r in its own goroutine. m.mu is held.
+func (m *Manager) start(r *run) {
+	m.running++
+	m.active.Set(float64(m.running))
+	r.started = true
+	for _, j := range r.jobs {
+		j.status = "running"
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	m.publish(r, lake.NewEvent("build", "status", "started"))
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.execute(ctx, r)
+	}()
+}
+
+// execute runs lake for r and finishes its jobs.
+func (m *Manager) execute(ctx context.Context, r *run) {
+	defer r.cancel()
+	scratch, err := os.MkdirTemp(m.cfg.ScratchDir, "run-")
+	var out lake.Outcome
+	var asm *lake.Assembler
+	if err == nil {
+		defer os.RemoveAll(scratch)
+		if m.cfg.ScratchUID >= 0 {
+			_ = os.Chown(scratch, m.cfg.ScratchUID, m.cfg.ScratchGID) // the job's own user writes here
+		}
+		spec := r.req.Spec
+		spec.Scratch = scratch
+		if r.req.Source != nil {
+			src := filepath.Join(scratch, "Source.lean")
+			if err = os.WriteFile(src, r.req.Source, 0o644); err == nil {
+				args := make([]string, len(spec.Args))
+				for i, a := range spec.Args {
+					if a == "{source}" {
+						a = src
+					}
+					args[i] = a
+				}
+				spec.Args = args
+			}
+		}
+		if err == nil {
+			asm = lake.NewAssembler(r.req.Mode, func(ev lake.Event) {
+				m.mu.Lock()
+				m.publish(r, ev)
+				m.mu.Unlock()
+			})
+			out, err = m.runner.Run(ctx, spec, asm.Line)
+			asm.Flush()
+		}
+	}
+	m.durations.Observe(out.Duration.Seconds())
+
+	done := lake.NewEvent("done", "done", "")
+	ok := err == nil && out.Limit == "" && !out.Cancelled && out.ExitCode != nil && *out.ExitCode == 0
+	errs, sorry := 0, false
+	if asm != nil {
+		errs, sorry = asm.Verdict()
+	}
+	verified := ok
+	if r.req.Verified != nil {
+		verified = r.req.Verified(ok, errs, sorry)
+	}
+	var code any
+	if out.ExitCode != nil {
+		code = *out.ExitCode
+	}
+	done["ok"], done["verified"], done["exitCode"], done["durationMs"] = ok, verified, code, out.Duration.Milliseconds()
+	done["cached"], done["cancelled"], done["limit"] = false, out.Cancelled, out.Limit
+	switch {
+	case err != nil:
+		m.log.Error("job run failed to start", "kind", r.req.Kind, "err", err)
+		done["msg"] = "the run could not start"
+	case out.Limit != "":
+		done["msg"] = "killed: " + out.Limit + " limit"
+	case out.Cancelled:
+		done["msg"] = "cancelled"
+	case verified:
+		done["msg"] = "verified"
+	case ok:
+		done["msg"] = "succeeded"
+	default:
+		done["msg"] = fmt.Sprintf("failed (exit code %v)", code)
+	}
+	outcome := map[bool]string{true: "ok", false: "failed"}[ok]
+	if out.Limit != "" {
+		outcome = out.Limit
+	} else if out.Cancelled {
+		outcome = "cancelled"
+	} else if err != nil {
+		outcome = "error"
+	}
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	// One critical section: cache the result, leave the in-flight table,
+	// and end every job, so an identical request either shares this run or
+	// finds its result.
+	signaled := out.ExitCode != nil && *out.ExitCode > 128
+	if err == nil && out.Limit == "" && !out.Cancelled && !signaled {
+		if cerr := m.cache.Put(r.req.Key, &lake.Cached{Events: r.events, Done: done}); cerr != nil {
+			m.log.Warn("caching a result", "err", cerr)
+		}
+	}
+	delete(m.runs, r.req.Key)
+	for _, j := range r.jobs {
+		m.finish(j, done)
+		m.outcomes.WithLabelValues(r.req.Kind, outcome).Inc()
+	}
+	r.jobs = nil
+	m.running--
+	m.active.Set(float64(m.running))
+	m.next()
+}
+
+// next starts queued runs while slots are free. m.mu is held.
+func (m *Manager) next() {
+	for len(m.queue) > 0 && m.running < m.cfg.MaxRunning && !m.closed {
+		r := m.queue[0]
+		m.queue = m.queue[1:]
+		m.start(r)
+	}
+	m.queued.Set(float64(len(m.queue)))
+	for _, q := range m.queue {
+		m.publish(q, m.queuedEvent(q))
+	}
+}
+
+// finish ends a job with its done event. m.mu is held.
+func (m *Manager) finish(j *Job, done lake.Event) {
+	j.status, j.done, j.ended, j.run = "done", done, time.Now(), nil
+	j.Log.Must("done", done.JSON())
+	j.Log.Close()
+}
+
+// Get returns the owner's job; anyone else's is ErrNotFound.
+func (m *Manager) Get(owner, id string) (*Job, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	j, ok := m.jobs[id]
+	if !ok || j.Owner != owner {
+		return nil, ErrNotFound
+	}
+	return j, nil
+}
+
+// Status is a job's state for GET /api/jobs/{id}.
+type Status struct {
+	ID        string     `json:"id"`
+	Kind      string     `json:"kind"`
+	Status    string     `json:"status"`
+	Position  int        `json:"position,omitempty"`
+	CreatedAt string     `json:"createdAt"`
+	Done      lake.Event `json:"done,omitempty"`
+}
+
+// Status reports j.
+func (m *Manager) Status(j *Job) Status {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := Status{ID: j.ID, Kind: j.Kind, Status: j.status, CreatedAt: j.Created.Format(time.RFC3339Nano)}
+	if j.status == "queued" && j.run != nil {
+		s.Position = m.position(j.run)
+	}
+	if j.status == "done" {
+		s.Done = j.done
+	}
+	return s
+}
+
+// Cancel detaches the owner's job: it ends with cancelled:true, and its
+// run is killed (or leaves the queue) once no job is attached.
+func (m *Manager) Cancel(owner, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	j, ok := m.jobs[id]
+	if !ok || j.Owner != owner {
+		return ErrNotFound
+	}
+	if j.status == "done" {
+		return nil
+	}
+	r := j.run
+	for i, x := range r.jobs {
+		if x == j {
+			r.jobs = append(r.jobs[:i], r.jobs[i+1:]...)
+			break
+		}
+	}
+	done := lake.NewEvent("done", "done", "cancelled")
+	done["ok"], done["verified"], done["exitCode"], done["durationMs"] = false, false, nil, time.Since(j.Created).Milliseconds()
+	done["cached"], done["cancelled"], done["limit"] = false, true, ""
+	m.finish(j, done)
+	m.outcomes.WithLabelValues(j.Kind, "cancelled").Inc()
+	if len(r.jobs) == 0 {
+		if r.started {
+			r.cancel()
+		} else {
+			for i, q := range m.queue {
+				if q == r {
+					m.queue = append(m.queue[:i], m.queue[i+1:]...)
+					break
+				}
+			}
+			delete(m.runs, r.req.Key)
+			m.next()
+		}
+	}
+	return nil
+}
+
+// Expire forgets jobs that ended more than Retention ago.
+func (m *Manager) Expire(now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id, j := range m.jobs {
+		if j.status == "done" && now.Sub(j.ended) > m.cfg.Retention {
+			delete(m.jobs, id)
+		}
+	}
+}
+
+// Run expires old jobs until ctx ends.
+func (m *Manager) Run(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			m.Expire(now)
+		}
+	}
+}
+
+// Close kills every run and waits for them to end.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	m.closed = true
+	for _, r := range m.runs {
+		if r.started {
+			r.cancel()
+		}
+	}
+	m.mu.Unlock()
+	m.wg.Wait()
+}

@@ -1,0 +1,110 @@
+package lake
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/quantapix/hqd/internal/atomicfile"
+)
+
+// Cache keeps the events of finished runs by key (SPEC §6.3), so an
+// identical request replays them without starting a process.
+type Cache struct{ dir string }
+
+// Cached is a recorded run.
+type Cached struct {
+	Events []Event `json:"events"`
+	Done   Event   `json:"done"`
+}
+
+// NewCache keeps results in dir.
+func NewCache(dir string) (*Cache, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("HQD_LAKE_CACHE_DIR: %w", err)
+	}
+	return &Cache{dir: dir}, nil
+}
+
+func (c *Cache) file(key string) string { return filepath.Join(c.dir, key+".json") }
+
+// Get returns the recorded run for key, if any.
+func (c *Cache) Get(key string) (*Cached, bool) {
+	b, err := os.ReadFile(c.file(key))
+	if err != nil {
+		return nil, false
+	}
+	var r Cached
+	if json.Unmarshal(b, &r) != nil {
+		return nil, false
+	}
+	return &r, true
+}
+
+// Put records a run.
+func (c *Cache) Put(key string, r *Cached) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(c.file(key), b)
+}
+
+// Key hashes what decides a run's result: its kind, the project's tree
+// state, the toolchain, and the normalized input.
+func Key(kind, treeState, toolchain string, input []byte) string {
+	h := sha256.New()
+	for _, part := range [][]byte{[]byte(kind), []byte(treeState), []byte(toolchain), input} {
+		fmt.Fprintf(h, "%d:", len(part))
+		h.Write(part)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// TreeState hashes a project's files by name, size and modification time
+// (not their bytes: cheap enough for every request), leaving out build
+// output and version control.
+func TreeState(dir string) (string, error) {
+	var lines []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() && p != dir && (name == ".lake" || name == ".git" || name == "lake-packages" || name == "build") {
+			return filepath.SkipDir
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		lines = append(lines, fmt.Sprintf("%s\x00%d\x00%d", rel, info.Size(), info.ModTime().UnixNano()))
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	sort.Strings(lines)
+	sum := sha256.Sum256([]byte(strings.Join(lines, "\n")))
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// Toolchain is the project's lean-toolchain, or "" without one.
+func Toolchain(dir string) string {
+	b, err := os.ReadFile(filepath.Join(dir, "lean-toolchain"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
