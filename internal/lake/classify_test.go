@@ -87,9 +87,9 @@ func fileLines(t *testing.T, name string) []string {
 
 func TestClean(t *testing.T) {
 	for in, want := range map[string]string{
-		"\x1b[2K\r⣾ [12/345] Running X":   "⣾ [12/345] Running X",
-		"\x1b[1;33mwarning:\x1b[m msg":    "warning: msg",
-		"bad \xff\xfe utf8":               "bad \uFFFD utf8",
+		"\x1b[2K\r⣾ [12/345] Running X":  "⣾ [12/345] Running X",
+		"\x1b[1;33mwarning:\x1b[m msg":   "warning: msg",
+		"bad \xff\xfe utf8":              "bad \uFFFD utf8",
 		strings.Repeat("x", MaxLine+100): strings.Repeat("x", MaxLine),
 	} {
 		if got := Clean(in); got != want {

@@ -2,12 +2,9 @@ package lake
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"github.com/quantapix/hqd/internal/itest"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,67 +19,8 @@ func TestMain(m *testing.M) {
 		os.Exit(HelperMain(os.Args[2:]))
 	}
 	code := m.Run()
-	if standinBin != "" {
-		_ = os.RemoveAll(filepath.Dir(standinBin)) // a temp dir of our own
-	}
+	itest.CleanupStandin()
 	os.Exit(code)
-}
-
-var (
-	standinOnce sync.Once
-	standinBin  string
-	standinErr  error
-)
-
-// standin builds the stand-in lake once, into a directory any user can
-// read, and returns its path.
-func standin(t testing.TB) string {
-	t.Helper()
-	standinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "hqd-standin-")
-		if err != nil {
-			standinErr = err
-			return
-		}
-		_ = os.Chmod(dir, 0o755)
-		_, file, _, _ := runtime.Caller(0)
-		standinBin = filepath.Join(dir, "lake")
-		cmd := exec.Command("go", "build", "-o", standinBin, "./cmd/lake-standin")
-		cmd.Dir = filepath.Join(filepath.Dir(file), "..", "..")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			standinErr = fmt.Errorf("building the stand-in lake: %v\n%s", err, out)
-		}
-	})
-	if standinErr != nil {
-		t.Fatal(standinErr)
-	}
-	return standinBin
-}
-
-// Project makes a verifier project for the stand-in with scenarios.
-func Project(t testing.TB, scenarios map[string]map[string]any) string {
-	t.Helper()
-	dir := t.TempDir()
-	_ = os.Chmod(filepath.Dir(dir), 0o755)
-	_ = os.Chmod(dir, 0o755)
-	must := func(err error) {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(os.MkdirAll(filepath.Join(dir, ".standin"), 0o755))
-	must(os.MkdirAll(filepath.Join(dir, "Proving"), 0o755))
-	must(os.WriteFile(filepath.Join(dir, "lakefile.lean"), []byte("import Lake\nopen Lake DSL\npackage proving\n@[default_target] lean_lib Proving\n"), 0o644))
-	must(os.WriteFile(filepath.Join(dir, "lean-toolchain"), []byte("leanprover/lean4:v4.29.0\n"), 0o644))
-	must(os.WriteFile(filepath.Join(dir, "Proving", "Basic.lean"), []byte("theorem t : 1 + 1 = 2 := rfl\n"), 0o644))
-	files, _ := filepath.Glob("testdata/transcripts/*")
-	for _, f := range files {
-		b, _ := os.ReadFile(f)
-		must(os.WriteFile(filepath.Join(dir, ".standin", filepath.Base(f)), b, 0o644))
-	}
-	b, _ := json.Marshal(scenarios)
-	must(os.WriteFile(filepath.Join(dir, ".standin", "scenarios.json"), b, 0o644))
-	return dir
 }
 
 func isolation(t *testing.T) *Isolation {
@@ -137,12 +75,12 @@ func runner(t *testing.T, iso *Isolation, lim Limits) *Runner {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Runner{Bin: standin(t), Self: self, Iso: iso, Limits: lim, UID: -1, GID: -1}
+	return &Runner{Bin: itest.Standin(t), Self: self, Iso: iso, Limits: lim, UID: -1, GID: -1}
 }
 
 func TestRunLimits(t *testing.T) {
 	iso := isolation(t)
-	dir := Project(t, map[string]map[string]any{
+	dir := itest.LakeProject(t, map[string]map[string]any{
 		"Proving.Basic": {"transcript": "01-clean-build"},
 		"Standin.Hog":   {"action": "memory"},
 		"Standin.Bomb":  {"action": "fork"},
@@ -217,7 +155,7 @@ func deref(p *int) any {
 
 func TestRunCancel(t *testing.T) {
 	iso := isolation(t)
-	dir := Project(t, map[string]map[string]any{"Standin.Deaf": {"action": "ignore-term"}})
+	dir := itest.LakeProject(t, map[string]map[string]any{"Standin.Deaf": {"action": "ignore-term"}})
 	ctx, cancel := context.WithCancel(context.Background())
 	var c captured
 	go func() { time.Sleep(300 * time.Millisecond); cancel() }()
@@ -240,7 +178,7 @@ func TestRunUnprivileged(t *testing.T) {
 		t.Skip("dropping to another user needs root; the daemon keeps its own uid otherwise")
 	}
 	iso := isolation(t)
-	dir := Project(t, map[string]map[string]any{"exe:whoami": {"action": "echo-stdin"}})
+	dir := itest.LakeProject(t, map[string]map[string]any{"exe:whoami": {"action": "echo-stdin"}})
 	r := runner(t, iso, Limits{Memory: 64 << 20, Pids: 32, CPU: 1, Timeout: 10 * time.Second})
 	r.UID, r.GID, r.NoNetwork = 65534, 65534, true
 	scratch := t.TempDir()

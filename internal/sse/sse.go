@@ -27,13 +27,13 @@ type Event struct {
 // they read what is there and wait on a channel that Append closes. The
 // events are shared by every subscriber, so a stream costs no copy of them.
 type Log struct {
-	mu       sync.Mutex
-	events   []Event
-	size     int
-	limit    int // bytes of data kept; beyond it only Must events are kept
-	closed   bool
-	dropped  int
-	wake     chan struct{}
+	mu      sync.Mutex
+	events  []Event
+	size    int
+	limit   int // bytes of data kept; beyond it only Must events are kept
+	closed  bool
+	dropped int
+	wake    chan struct{}
 }
 
 // NewLog makes a log that keeps at most limit bytes of event data, plus
