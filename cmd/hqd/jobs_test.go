@@ -199,9 +199,9 @@ func TestVerifyJobs(t *testing.T) {
 
 	t.Run("verdicts", func(t *testing.T) {
 		for _, tc := range []struct {
-			body             string
-			ok, verified     bool
-			limit            string
+			body              string
+			ok, verified      bool
+			limit             string
 			diagnostics, exit int
 		}{
 			{`{"target":"Proving.Errors"}`, false, false, "", 4, 1},
