@@ -24,7 +24,7 @@ type sseEvent struct {
 
 // stream opens a job's event stream and sends its events (and heartbeat
 // comments, as Type ":") on the returned channel, closed at the end.
-func stream(t *testing.T, url, bearer, lastID string) (<-chan sseEvent, func()) {
+func stream(t testing.TB, url, bearer, lastID string) (<-chan sseEvent, func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
@@ -321,7 +321,7 @@ func streamOf(t *testing.T, url string) <-chan sseEvent {
 }
 
 // metric reads one unlabelled sample from the metrics listener.
-func metric(t *testing.T, h *hqd, name string) float64 {
+func metric(t testing.TB, h *hqd, name string) float64 {
 	t.Helper()
 	for _, l := range strings.Split(string(do(t, "GET", h.MetricsURL+"/metrics", "", nil).body), "\n") {
 		if v, ok := strings.CutPrefix(l, name+" "); ok {

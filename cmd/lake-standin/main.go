@@ -15,7 +15,7 @@
 // exit code), as recorded in testdata/transcripts. Actions: memory (allocate
 // without bound), fork (fork without bound), loop (run forever), ignore-term
 // (ignore SIGTERM, run forever), escape (a double-forked child leaves the
-// process group and lives on), huge-line (one 10 MB line), bad-utf8, crash
+// process group and lives on), huge-line (one 10 MB line), bad-utf8, ticks (400 time-stamped lines), crash
 // (SIGKILL), echo-stdin (copy stdin to stdout as a JSON result). Every
 // process it starts prints "standin: pid N".
 package main
@@ -187,6 +187,12 @@ func act(action string) {
 		// (Go's runtime would turn SIGSEGV into an exit with code 2.)
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		time.Sleep(time.Second)
+	case "ticks":
+		// Lines stamped with when they were written, for latency benchmarks.
+		for i := 0; i < 400; i++ {
+			fmt.Printf("info: tick %d\n", time.Now().UnixNano())
+			time.Sleep(5 * time.Millisecond)
+		}
 	case "echo-stdin":
 		in, _ := io.ReadAll(os.Stdin)
 		out, _ := json.Marshal(map[string]any{"input": json.RawMessage(in)})
