@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/quantapix/hqd/internal/version.Version=$(VERSION)
 TOOLS   := scripts/tools.sh
 
-.PHONY: all build run test test-long test-unit tools bench vet clean
+.PHONY: all build run test test-long test-unit fuzz tools bench vet clean
 
 all: build
 
@@ -19,6 +19,11 @@ run: build
 # services (MinIO, cognito-local) under ~/.cache/hqd/tools.
 test: tools vet
 	HQD_TOOLS_DIR=$${HQD_TOOLS_DIR:-$$HOME/.cache/hqd/tools} $(GO) test -count=1 -timeout 12m ./...
+	$(GO) test -run '^$$' -fuzz FuzzEvaluate -fuzztime 10s ./internal/evaluate/
+
+# Longer fuzzing runs.
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzEvaluate -fuzztime 5m ./internal/evaluate/
 
 # The tests too slow for every run (STS credentials expiring: 16 minutes).
 test-long: tools

@@ -53,6 +53,8 @@ type Config struct {
 
 	LakeBin        string
 	VerifierDir    string
+	EvaluatorDir   string
+	EvaluatorExe   string
 	LakeCacheDir   string
 	JobsMaxRunning int
 	JobsMaxQueued  int
@@ -121,6 +123,8 @@ func settings(c *Config, mode string) []setting {
 		{"sts-endpoint", "", "STS endpoint for MinIO or LocalStack; AWS when empty (dev on MinIO: the S3 endpoint)", str(&c.STSEndpoint)},
 		{"lake-bin", "lake", "the lake binary (looked up in PATH); jobs are refused while it is missing", str(&c.LakeBin)},
 		{"verifier-dir", "", "the verifier's Lake project; POST /api/verify is refused while it is unset", str(&c.VerifierDir)},
+		{"evaluator-dir", "", "the evaluator's Lake project; POST /api/evaluate runs are refused while it is unset", str(&c.EvaluatorDir)},
+		{"evaluator-exe", "evaluate", "the executable `lake exe` runs for an evaluation", str(&c.EvaluatorExe)},
 		{"lake-cache-dir", "", "cached job results; $HQD_DATA_DIR/lake-cache when empty", str(&c.LakeCacheDir)},
 		{"jobs-max-running", "2", "jobs run at once; the rest wait in the queue", integer(&c.JobsMaxRunning)},
 		{"jobs-max-queued", "32", "jobs that may wait; beyond, 429 queue_full", integer(&c.JobsMaxQueued)},

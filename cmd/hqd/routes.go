@@ -38,11 +38,6 @@ func (a *App) routes() http.Handler {
 	if a.devIDP != nil {
 		a.devIDP.Routes(r)
 	}
-	notBuilt := func(issue string) http.Handler {
-		return httpx.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-			return httpx.Errorf(http.StatusNotImplemented, "not_implemented", "%s %s is not built yet (%s)", r.Method, r.URL.Path, issue)
-		})
-	}
 	authRoutes := &auth.Handlers{Bucket: a.bucket, Region: a.cfg.Region, Sessions: a.sessions}
 	authRoutes.PublicRoutes(r)
 
@@ -51,7 +46,6 @@ func (a *App) routes() http.Handler {
 		(&files.Handlers{Store: a.store, MaxUpload: a.cfg.MaxUpload}).Routes(r)
 		authRoutes.Routes(r)
 		a.jobRoutes.Routes(r)
-		r.Method(http.MethodPost, "/api/evaluate", notBuilt("issue 6"))
 	})
 	a.jobRoutes.StreamRoutes(r)
 	return r

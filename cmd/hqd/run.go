@@ -307,30 +307,34 @@ func (a *App) newJobs() error {
 		ScratchDir: scratch, ScratchUID: uid, ScratchGID: gid,
 	}, runner, cache, a.log, a.reg)
 	a.jobRoutes = &jobs.Handlers{Manager: a.jobs, Verifier: a.verifier, VerifierDir: cfg.VerifierDir, LakeBin: bin,
-		MaxSource: cfg.MaxSource, Available: a.jobsAvailable(bin), Shutdown: a.shutdown}
+		EvaluatorDir: cfg.EvaluatorDir, EvaluatorExe: cfg.EvaluatorExe,
+		MaxSource: cfg.MaxSource, Shutdown: a.shutdown,
+		Available:          a.jobsAvailable(bin, cfg.VerifierDir, "verifier", "HQD_VERIFIER_DIR"),
+		EvaluatorAvailable: a.jobsAvailable(bin, cfg.EvaluatorDir, "evaluator", "HQD_EVALUATOR_DIR")}
 	a.jobRoutes.Init(a.reg)
 	return nil
 }
 
-// jobsAvailable says, before any process starts, whether a verifier job
-// can run: isolation, the lake binary and the project must all be there.
-func (a *App) jobsAvailable(bin string) jobs.Availability {
+// jobsAvailable says, before any process starts, whether a job on the
+// project in dir can run: isolation, the lake binary and the project must
+// all be there.
+func (a *App) jobsAvailable(bin, dir, what, setting string) jobs.Availability {
 	return func() (bool, string) {
 		switch {
 		case a.iso.Mode == lake.IsolationNone:
 			return false, "job isolation is not available on this host: " + a.iso.Detail
-		case a.cfg.VerifierDir == "":
-			return false, "no verifier project is configured (HQD_VERIFIER_DIR)"
+		case dir == "":
+			return false, "no " + what + " project is configured (" + setting + ")"
 		}
 		if st, err := os.Stat(bin); err != nil || st.Mode()&0o111 == 0 {
 			return false, "the lake binary " + a.cfg.LakeBin + " (HQD_LAKE_BIN) is not installed"
 		}
 		for _, f := range []string{"lakefile.lean", "lakefile.toml"} {
-			if _, err := os.Stat(filepath.Join(a.cfg.VerifierDir, f)); err == nil {
+			if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
 				return true, ""
 			}
 		}
-		return false, "the verifier directory is not a Lake project (no lakefile.lean or lakefile.toml)"
+		return false, "the " + what + " directory is not a Lake project (no lakefile.lean or lakefile.toml)"
 	}
 }
 

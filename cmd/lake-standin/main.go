@@ -52,6 +52,7 @@ func main() {
 		return
 	}
 	fmt.Fprintf(os.Stderr, "standin: pid %d\n", os.Getpid())
+	record(os.Args[1:])
 	key, ok := scenarioKey(os.Args[1:])
 	if !ok {
 		fmt.Fprintf(os.Stderr, "error: lake-standin does not know %q\n", strings.Join(os.Args[1:], " "))
@@ -76,6 +77,17 @@ func main() {
 		return
 	}
 	os.Exit(replay(sc))
+}
+
+// record appends the command line to .standin/invocations.log when that
+// file exists, so tests can tell whether a process was started at all.
+func record(args []string) {
+	f, err := os.OpenFile(".standin/invocations.log", os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	fmt.Fprintln(f, strings.Join(args, " "))
 }
 
 // scenarioKey picks the scenario for a command line.

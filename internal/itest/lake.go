@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -54,6 +55,22 @@ func CleanupStandin() {
 	}
 }
 
+// Invocations are the command lines the stand-in ran in project dir.
+func Invocations(tb testing.TB, dir string) []string {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, ".standin", "invocations.log"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var out []string
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 // LakeProject makes a verifier project for the stand-in lake: a lakefile,
 // Proving/Basic.lean, the recorded transcripts and the scenarios (target →
 // {"transcript": NAME} or {"action": NAME}; see cmd/lake-standin).
@@ -85,6 +102,10 @@ func LakeProject(tb testing.TB, scenarios map[string]map[string]any) string {
 	}
 	b, _ := json.Marshal(scenarios)
 	must(os.WriteFile(filepath.Join(dir, ".standin", "scenarios.json"), b, 0o644))
+	// Writable by the unprivileged job user: the stand-in logs every start.
+	log := filepath.Join(dir, ".standin", "invocations.log")
+	must(os.WriteFile(log, nil, 0o666))
+	must(os.Chmod(log, 0o666))
 	return dir
 }
 

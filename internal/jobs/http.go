@@ -6,7 +6,10 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"github.com/quantapix/hqd/internal/evaluate"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,14 +33,17 @@ type Availability func() (ok bool, why string)
 
 // Handlers serves the job routes of SPEC §6.1.
 type Handlers struct {
-	Manager     *Manager
-	Verifier    auth.TokenVerifier // for event streams opened with a bearer token
-	VerifierDir string             // HQD_VERIFIER_DIR
-	LakeBin     string
-	MaxSource   int64
-	Available   Availability
-	Heartbeat   time.Duration
-	Shutdown    <-chan struct{} // closed when the server shuts down
+	Manager            *Manager
+	Verifier           auth.TokenVerifier // for event streams opened with a bearer token
+	VerifierDir        string             // HQD_VERIFIER_DIR
+	EvaluatorDir       string             // HQD_EVALUATOR_DIR
+	EvaluatorExe       string             // HQD_EVALUATOR_EXE
+	LakeBin            string
+	MaxSource          int64
+	Available          Availability // the verifier
+	EvaluatorAvailable Availability
+	Heartbeat          time.Duration
+	Shutdown           <-chan struct{} // closed when the server shuts down
 
 	ticketKey []byte
 	streams   prometheus.Gauge
@@ -58,6 +65,7 @@ func (h *Handlers) Init(reg prometheus.Registerer) {
 // Routes mounts the routes that need a token.
 func (h *Handlers) Routes(r chi.Router) {
 	r.Method(http.MethodPost, "/api/verify", httpx.HandlerFunc(h.verify))
+	r.Method(http.MethodPost, "/api/evaluate", httpx.HandlerFunc(h.evaluate))
 	r.Method(http.MethodGet, "/api/jobs/{id}", httpx.HandlerFunc(h.status))
 	r.Method(http.MethodDelete, "/api/jobs/{id}", httpx.HandlerFunc(h.cancel))
 	r.Method(http.MethodPost, "/api/jobs/{id}/ticket", httpx.HandlerFunc(h.ticket))
@@ -85,8 +93,10 @@ type submitted struct {
 }
 
 // ready refuses before any process starts when jobs cannot run.
-func (h *Handlers) ready() error {
-	if ok, why := h.Available(); !ok {
+func (h *Handlers) ready() error { return ready(h.Available) }
+
+func ready(available Availability) error {
+	if ok, why := available(); !ok {
 		return &httpx.Error{Status: http.StatusServiceUnavailable, Code: "jobs_unavailable", Msg: why, RetryAfter: 30}
 	}
 	return nil
@@ -116,7 +126,7 @@ func (h *Handlers) verify(w http.ResponseWriter, r *http.Request) error {
 		if err := h.ready(); err != nil {
 			return err
 		}
-		req.Key = h.key("verify-target", []byte(t))
+		req.Key = key(h.VerifierDir, "verify-target", []byte(t))
 	} else {
 		src := *in.Source
 		if int64(len(src)) > h.MaxSource {
@@ -129,31 +139,92 @@ func (h *Handlers) verify(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		req.Spec.Args, req.Mode, req.Source = []string{"env", "lean", "{source}"}, lake.ModeLean, []byte(src)
-		req.Key = h.key("verify-source", []byte(src))
+		req.Key = key(h.VerifierDir, "verify-source", []byte(src))
 	}
 	return h.submit(w, r, req)
 }
 
-// key is the cache key of an input against the project's current state.
-func (h *Handlers) key(kind string, input []byte) string {
-	tree, err := lake.TreeState(h.VerifierDir)
+// key is the cache key of an input against a project's current state.
+func key(dir, kind string, input []byte) string {
+	tree, err := lake.TreeState(dir)
 	if err != nil {
 		tree = "unreadable:" + time.Now().String() // never a hit
 	}
-	return lake.Key(kind, tree, lake.Toolchain(h.VerifierDir), input)
+	return lake.Key(kind, tree, lake.Toolchain(dir), input)
+}
+
+// evaluated is the 202 answer of POST /api/evaluate: the job and the
+// strategy's figures (SPEC §7).
+type evaluated struct {
+	submitted
+	evaluate.Analysis
+}
+
+// evaluate is POST /api/evaluate: the allow-list decides before any
+// process starts; an accepted portfolio runs the kernel with its
+// normalized JSON on stdin.
+func (h *Handlers) evaluate(w http.ResponseWriter, r *http.Request) error {
+	id := auth.MustFromContext(r.Context())
+	body, err := io.ReadAll(io.LimitReader(r.Body, httpx.MaxJSONBody+1))
+	if err != nil {
+		return httpx.Errorf(http.StatusBadRequest, "invalid_request", "could not read the request body")
+	}
+	if len(body) > httpx.MaxJSONBody {
+		return httpx.TooLarge(httpx.MaxJSONBody)
+	}
+	if !utf8.Valid(body) {
+		return httpx.Errorf(http.StatusBadRequest, "invalid_request", "the request body is not valid UTF-8")
+	}
+	p, err := evaluate.ParseRequest(body)
+	var n *evaluate.Normalized
+	var a *evaluate.Analysis
+	if err == nil {
+		n, a, err = evaluate.Evaluate(p, time.Now())
+	}
+	var me *evaluate.MalformedError
+	var re *evaluate.RefusedError
+	switch {
+	case errors.As(err, &me):
+		return httpx.Errorf(http.StatusBadRequest, "invalid_request", "%s", me.Msg)
+	case errors.As(err, &re):
+		return httpx.Errorf(http.StatusUnprocessableEntity, "strategy_not_allowed", "%s", re.Msg)
+	case err != nil:
+		return err
+	}
+	if err := ready(h.EvaluatorAvailable); err != nil {
+		return err
+	}
+	stdin, _ := json.Marshal(n) // plain values always marshal
+	req := Request{Kind: "evaluate", Owner: id.Sub, Mode: lake.ModeExe,
+		Spec: lake.Spec{Dir: h.EvaluatorDir, Args: []string{"exe", h.EvaluatorExe}, Stdin: stdin},
+		Key:  key(h.EvaluatorDir, "evaluate", stdin)}
+	job, err := h.Manager.Submit(req)
+	if err != nil {
+		return submitError(err)
+	}
+	return httpx.WriteJSON(w, http.StatusAccepted, evaluated{
+		submitted: submitted{ID: job.ID, Status: "queued", Events: "/api/jobs/" + job.ID + "/events", Ticket: h.newTicket(job, time.Now())},
+		Analysis:  *a,
+	})
 }
 
 func (h *Handlers) submit(w http.ResponseWriter, r *http.Request, req Request) error {
 	job, err := h.Manager.Submit(req)
+	if err != nil {
+		return submitError(err)
+	}
+	return httpx.WriteJSON(w, http.StatusAccepted, submitted{ID: job.ID, Status: "queued", Events: "/api/jobs/" + job.ID + "/events", Ticket: h.newTicket(job, time.Now())})
+}
+
+// submitError answers a job the manager would not take.
+func submitError(err error) error {
 	switch {
 	case errors.Is(err, ErrQueueFull):
 		return &httpx.Error{Status: http.StatusTooManyRequests, Code: "queue_full", Msg: "the job queue is full; try again shortly", RetryAfter: 10}
 	case errors.Is(err, ErrTooManyJobs):
 		return &httpx.Error{Status: http.StatusTooManyRequests, Code: "too_many_jobs", Msg: "you have the most active jobs allowed; wait for one to finish or cancel one", RetryAfter: 10}
-	case err != nil:
-		return &httpx.Error{Status: http.StatusServiceUnavailable, Code: "jobs_unavailable", Msg: "jobs are not accepted right now", Err: err, RetryAfter: 5}
 	}
-	return httpx.WriteJSON(w, http.StatusAccepted, submitted{ID: job.ID, Status: "queued", Events: "/api/jobs/" + job.ID + "/events", Ticket: h.newTicket(job, time.Now())})
+	return &httpx.Error{Status: http.StatusServiceUnavailable, Code: "jobs_unavailable", Msg: "jobs are not accepted right now", Err: err, RetryAfter: 5}
 }
 
 func notFound() error {
