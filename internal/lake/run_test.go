@@ -202,3 +202,26 @@ func TestNoIsolationRefuses(t *testing.T) {
 		t.Errorf("run without isolation: %v", err)
 	}
 }
+
+// TestRunUnconfined: without cgroups (HQD_JOBS_UNCONFINED=1) runs still
+// work and the wall clock still kills the process group.
+func TestRunUnconfined(t *testing.T) {
+	dir := itest.LakeProject(t, map[string]map[string]any{"Proving.Basic": {"transcript": "01-clean-build"}, "Standin.Loop": {"action": "loop"}})
+	iso := &Isolation{Mode: IsolationUnconfined}
+	r := runner(t, iso, Limits{Memory: 1 << 30, Pids: 64, CPU: 1, Timeout: time.Second})
+	var c captured
+	out, err := r.Run(context.Background(), Spec{Dir: dir, Args: []string{"build", "Proving.Basic"}, Scratch: t.TempDir()}, c.add)
+	if err != nil || out.ExitCode == nil || *out.ExitCode != 0 || out.Limit != "" {
+		t.Fatalf("unconfined replay: %+v %v", out, err)
+	}
+	c = captured{}
+	out, err = r.Run(context.Background(), Spec{Dir: dir, Args: []string{"build", "Standin.Loop"}, Scratch: t.TempDir()}, c.add)
+	if err != nil || out.Limit != "timeout" {
+		t.Fatalf("unconfined loop: %+v %v", out, err)
+	}
+	for _, pid := range c.pids() {
+		if alive(pid) {
+			t.Errorf("process %d survived", pid)
+		}
+	}
+}
