@@ -79,10 +79,11 @@ func main() {
 	os.Exit(replay(sc))
 }
 
-// record appends the command line to .standin/invocations.log when that
-// file exists, so tests can tell whether a process was started at all.
+// record appends the command line to .lake/invocations.log when that file
+// exists, so tests can tell whether a process was started at all. (.lake is
+// build output, like lake's own: it is not part of the project's state.)
 func record(args []string) {
-	f, err := os.OpenFile(".standin/invocations.log", os.O_APPEND|os.O_WRONLY, 0)
+	f, err := os.OpenFile(".lake/invocations.log", os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		return
 	}

@@ -58,7 +58,7 @@ func CleanupStandin() {
 // Invocations are the command lines the stand-in ran in project dir.
 func Invocations(tb testing.TB, dir string) []string {
 	tb.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, ".standin", "invocations.log"))
+	b, err := os.ReadFile(filepath.Join(dir, ".lake", "invocations.log"))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -102,8 +102,10 @@ func LakeProject(tb testing.TB, scenarios map[string]map[string]any) string {
 	}
 	b, _ := json.Marshal(scenarios)
 	must(os.WriteFile(filepath.Join(dir, ".standin", "scenarios.json"), b, 0o644))
-	// Writable by the unprivileged job user: the stand-in logs every start.
-	log := filepath.Join(dir, ".standin", "invocations.log")
+	// Writable by the unprivileged job user: the stand-in logs every start
+	// in .lake/, which (as build output) is not part of the cache key.
+	must(os.MkdirAll(filepath.Join(dir, ".lake"), 0o755))
+	log := filepath.Join(dir, ".lake", "invocations.log")
 	must(os.WriteFile(log, nil, 0o666))
 	must(os.Chmod(log, 0o666))
 	return dir
