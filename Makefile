@@ -4,11 +4,18 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/quantapix/hqd/internal/version.Version=$(VERSION)
 TOOLS   := scripts/tools.sh
 
-.PHONY: all build run test test-long test-unit fuzz tools bench vet clean
+.PHONY: all web build run test test-long test-unit fuzz tools bench vet clean
 
 all: build
 
-build:
+# The PWA: npm ci from the lockfile, vite build, copied where the Go build
+# embeds it (internal/web/dist).
+web:
+	cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build
+	rm -rf internal/web/dist && mkdir -p internal/web/dist && touch internal/web/dist/.keep
+	cp -r web/dist/. internal/web/dist/
+
+build: web
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/hqd ./cmd/hqd
 
 # Starts `hqd dev` on http://127.0.0.1:8080 with files under ./.hqd.
@@ -17,7 +24,8 @@ run: build
 
 # Every test, integration included. The first run installs the pinned test
 # services (MinIO, cognito-local) under ~/.cache/hqd/tools.
-test: tools vet
+test: tools web vet
+	cd web && npx vitest run
 	HQD_TOOLS_DIR=$${HQD_TOOLS_DIR:-$$HOME/.cache/hqd/tools} $(GO) test -count=1 -timeout 12m ./...
 	$(GO) test -run '^$$' -fuzz FuzzEvaluate -fuzztime 10s ./internal/evaluate/
 

@@ -46,12 +46,23 @@ install_pebble() {
   touch "$stamp"
 }
 
+# Chromium for the PWA's browser tests: Debian's package (a browser cannot
+# be downloaded by npm here). Needs root, as on every build machine.
+install_chromium() {
+  if [[ -x /usr/bin/chromium ]]; then return; fi
+  say "installing Debian's chromium (apt)"
+  if [[ $(id -u) -ne 0 ]]; then echo "tools: chromium is missing and only root can install it: apt-get install chromium" >&2; exit 1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
+}
+
 what=${1:-all}
 case "$what" in
   minio) install_minio ;;
   cognito-local) install_cognito_local ;;
   pebble|pebble-challtestsrv) install_pebble ;;
-  all) install_minio; install_cognito_local; install_pebble ;;
-  *) echo "usage: $0 [minio|cognito-local|pebble|all]" >&2; exit 2 ;;
+  chromium) install_chromium ;;
+  all) install_minio; install_cognito_local; install_pebble; install_chromium ;;
+  *) echo "usage: $0 [minio|cognito-local|pebble|chromium|all]" >&2; exit 2 ;;
 esac
 echo "$TOOLS_DIR/bin"

@@ -26,7 +26,7 @@ func (a *App) routes() http.Handler {
 		httpx.CORS(a.cfg.CORSOrigins),
 		httpx.LimitBody(httpx.MaxJSONBody),
 	)
-	r.NotFound(httpx.NotFound)
+	r.NotFound(web.Handler(http.HandlerFunc(httpx.NotFound)).ServeHTTP)
 	r.MethodNotAllowed(httpx.MethodNotAllowed)
 
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -34,7 +34,6 @@ func (a *App) routes() http.Handler {
 	})
 	r.Get("/readyz", a.readyz)
 	r.Get("/api/config", a.apiConfig)
-	r.Handle("/", web.Handler())
 	if a.devIDP != nil {
 		a.devIDP.Routes(r)
 	}

@@ -52,7 +52,7 @@ func TestCommonHTTP(t *testing.T) {
 	})
 
 	t.Run("unknown routes are JSON 404s", func(t *testing.T) {
-		for _, p := range []string{"/metrics", "/api/nope", "/dev/", "/index.html", "/api/"} {
+		for _, p := range []string{"/metrics", "/api/nope", "/dev/", "/api/", "/healthz/x", "/missing.js"} {
 			a := do(t, "GET", h.URL+p, "", nil)
 			if a.status != 404 || a.code() != "not_found" || a.header.Get("Content-Type") != "application/json" {
 				t.Errorf("GET %s = %d %s", p, a.status, a.body)

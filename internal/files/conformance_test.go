@@ -359,6 +359,9 @@ func conformance(t *testing.T, b backend) {
 		if got := bob.listAll("?prefix=nothing/", 5); len(got) != 0 {
 			t.Errorf("empty prefix listing = %v", got)
 		}
+		if _, a := bob.list("?prefix=nothing/&delimiter=/"); !strings.Contains(string(a.body), `"folders":[]`) {
+			t.Errorf("a delimited listing must carry folders, even empty: %s", a.body)
+		}
 		l, _ = bob.list("?limit=3")
 		if len(l.Files) != 3 || l.NextToken == "" || l.Files[0].ETag != md5ETag("a-c") || l.Files[0].Size != 3 || l.Files[0].LastModified == "" {
 			t.Errorf("first page = %+v", l)

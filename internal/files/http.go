@@ -81,7 +81,7 @@ type fileInfo struct {
 
 type listAnswer struct {
 	Files     []fileInfo `json:"files"`
-	Folders   []string   `json:"folders,omitempty"`
+	Folders   *[]string  `json:"folders,omitempty"` // only with a delimiter; then always, even empty
 	NextToken string     `json:"nextToken,omitempty"`
 }
 
@@ -134,20 +134,18 @@ func (h *Handlers) list(w http.ResponseWriter, r *http.Request) error {
 		ans.Files = append(ans.Files, fileInfo{Path: rel, Size: f.Size, ETag: f.ETag, LastModified: f.LastModified.UTC().Format(time.RFC3339)})
 	}
 	if delim != "" {
-		ans.Folders = make([]string, 0, len(page.Folders))
+		folders := make([]string, 0, len(page.Folders))
 		for _, p := range page.Folders {
 			rel, ok := strings.CutPrefix(p, root)
 			if !ok {
 				return fmt.Errorf("store listed folder %q outside the user's prefix", p)
 			}
-			ans.Folders = append(ans.Folders, rel)
+			folders = append(folders, rel)
 		}
+		ans.Folders = &folders
 	}
 	if page.Next != "" {
 		ans.NextToken = encodeToken(pageToken{User: id.Tag(), Prefix: prefix, Delimiter: delim, Store: page.Next})
-	}
-	if delim != "" && ans.Folders == nil {
-		ans.Folders = []string{}
 	}
 	return httpx.WriteJSON(w, http.StatusOK, ans)
 }

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/quantapix/hqd/internal/itest"
+	"github.com/quantapix/hqd/internal/web"
+)
+
+// TestPWA runs the browser tests (web/e2e/run.mjs: Playwright driving
+// Debian's Chromium) against hqd dev serving the embedded app, with the
+// stand-in lake for the verifier and the evaluator. `make test` builds the
+// app and installs Chromium first; without them this test fails.
+func TestPWA(t *testing.T) {
+	if !web.Built() {
+		t.Fatal("this binary carries no PWA: run `make web` (make test does) before go test")
+	}
+	root, _ := filepath.Abs("../..")
+	if _, err := os.Stat(filepath.Join(root, "web", "node_modules", "playwright-core")); err != nil {
+		t.Fatal("web/node_modules is missing: run `make web` (npm ci)")
+	}
+	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
+		t.Fatal("Chromium is missing: scripts/tools.sh chromium installs it (make test does)")
+	}
+	verifier := itest.LakeProject(t, map[string]map[string]any{"Proving.Basic": {"transcript": "01-clean-build", "delayMs": 30}})
+	evaluator := itest.LakeProject(t, map[string]map[string]any{"exe:evaluate": {"action": "echo-stdin"}})
+	h := startHQD(t, []string{"HQD_LAKE_BIN=" + itest.Standin(t), "HQD_VERIFIER_DIR=" + verifier, "HQD_EVALUATOR_DIR=" + evaluator},
+		"dev", "--addr=127.0.0.1:0", "--metrics-addr=", "--data-dir="+t.TempDir())
+	h.waitReady()
+	cmd := exec.Command("node", "e2e/run.mjs", h.URL, filepath.Join(root, "docs", "screenshots"))
+	cmd.Dir = filepath.Join(root, "web")
+	out, err := cmd.CombinedOutput()
+	t.Logf("browser tests:\n%s", out)
+	if err != nil {
+		t.Fatalf("browser tests failed: %v", err)
+	}
+}

@@ -1,0 +1,72 @@
+import { useEffect, useState } from "react";
+import { ApiError, Client } from "./api";
+import { Account } from "./Account";
+import { Files } from "./Files";
+import { Verify } from "./Verify";
+import { Evaluate } from "./Evaluate";
+
+export const client = new Client(undefined, undefined, typeof sessionStorage !== "undefined" ? sessionStorage : undefined);
+
+function useHash(): string {
+  const [hash, setHash] = useState(location.hash || "#/files");
+  useEffect(() => {
+    const on = () => setHash(location.hash || "#/files");
+    addEventListener("hashchange", on);
+    return () => removeEventListener("hashchange", on);
+  }, []);
+  return hash;
+}
+
+function useOnline(): boolean {
+  const [online, setOnline] = useState(navigator.onLine);
+  useEffect(() => {
+    const on = () => setOnline(navigator.onLine);
+    addEventListener("online", on);
+    addEventListener("offline", on);
+    return () => {
+      removeEventListener("online", on);
+      removeEventListener("offline", on);
+    };
+  }, []);
+  return online;
+}
+
+export function message(e: unknown): string {
+  if (e instanceof ApiError) return e.message;
+  return e instanceof Error ? e.message : String(e);
+}
+
+export function App() {
+  const hash = useHash();
+  const online = useOnline();
+  const [signedIn, setSignedIn] = useState<boolean | null>(null);
+  useEffect(() => {
+    client.onSession = (t) => setSignedIn(!!t);
+    client.resume().then((ok) => setSignedIn(ok));
+  }, []);
+  const pages: [string, string][] = [["#/files", "Files"], ["#/verify", "Verifier"], ["#/evaluate", "Evaluator"]];
+  return (
+    <>
+      {!online && <div className="offline" role="status">You are offline. The app still opens; files and jobs need a connection.</div>}
+      <header>
+        <strong>HQ</strong>
+        {signedIn && (
+          <nav aria-label="Main" className="row">
+            {pages.map(([h, name]) => (
+              <a key={h} href={h} aria-current={hash.startsWith(h) ? "page" : undefined}>{name}</a>
+            ))}
+          </nav>
+        )}
+        <span className="spacer" />
+        {signedIn && <button onClick={() => client.signOut()}>Sign out</button>}
+      </header>
+      <main>
+        {signedIn === null && <p>Loading…</p>}
+        {signedIn === false && <Account />}
+        {signedIn && hash.startsWith("#/verify") && <Verify />}
+        {signedIn && hash.startsWith("#/evaluate") && <Evaluate />}
+        {signedIn && !hash.startsWith("#/verify") && !hash.startsWith("#/evaluate") && <Files />}
+      </main>
+    </>
+  );
+}

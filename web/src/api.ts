@@ -1,0 +1,236 @@
+// The API client: sign-in against Cognito's JSON protocol (Cognito,
+// cognito-local or hqd dev's provider: the endpoint comes from /api/config),
+// the session with its silent refresh, and the files and jobs routes.
+//
+// Where tokens live: the access and id tokens in memory only; the refresh
+// token in sessionStorage, so a reload of the tab keeps the session and
+// closing it ends it. The CSP lets no script but this app's own run, so no
+// third-party script can read it; an HttpOnly cookie would hide it from our
+// own script too, but would make every refresh a cookie-authenticated POST
+// that needs CSRF defences hqd does not have.
+
+export const API_BASE: string = (import.meta as any).env?.VITE_API_BASE || "";
+
+export type Config = { region: string; userPoolId: string; clientId: string; cognitoEndpoint?: string };
+
+export class ApiError extends Error {
+  status: number;
+  code: string;
+  constructor(status: number, code: string, message: string) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export type Tokens = { accessToken: string; idToken: string; refreshToken: string; expiresAt: number };
+
+const REFRESH_KEY = "hq.refreshToken";
+
+// refreshDelay is how long to wait before refreshing a session whose access
+// token expires at expiresAt: a minute early, or at half its life when it is
+// short, never less than a second.
+export function refreshDelay(expiresAt: number, now: number): number {
+  const left = expiresAt - now;
+  return Math.max(1000, left - 60_000, left / 2);
+}
+
+export class Client {
+  base: string;
+  fetch: typeof fetch;
+  config?: Config;
+  tokens?: Tokens;
+  storage?: Storage;
+  timer?: ReturnType<typeof setTimeout>;
+  onSession: (t?: Tokens) => void = () => {};
+
+  constructor(base = API_BASE, f: typeof fetch = (...a) => fetch(...a), storage?: Storage) {
+    this.base = base;
+    this.fetch = f;
+    this.storage = storage;
+  }
+
+  async loadConfig(): Promise<Config> {
+    if (!this.config) this.config = await this.json<Config>("GET", "/api/config", undefined, false);
+    return this.config;
+  }
+
+  cognitoURL(): string {
+    const c = this.config!;
+    return c.cognitoEndpoint || `https://cognito-idp.${c.region}.amazonaws.com/`;
+  }
+
+  async cognito(action: string, body: object): Promise<any> {
+    await this.loadConfig();
+    let resp: Response;
+    try {
+      resp = await this.fetch(this.cognitoURL(), {
+        method: "POST",
+        headers: { "X-Amz-Target": "AWSCognitoIdentityProviderService." + action, "Content-Type": "application/x-amz-json-1.1" },
+        body: JSON.stringify(body),
+      });
+    } catch {
+      throw new ApiError(0, "network", "The sign-in service cannot be reached. Check your connection and try again.");
+    }
+    const data = await resp.json().catch(() => ({}));
+    if (!resp.ok) {
+      const type = String(data.__type || "Error").split("#").pop()!;
+      throw new ApiError(resp.status, type, data.message || type);
+    }
+    return data;
+  }
+
+  async signUp(email: string, password: string): Promise<{ confirmed: boolean }> {
+    const c = await this.loadConfig();
+    const out = await this.cognito("SignUp", {
+      ClientId: c.clientId, Username: email, Password: password, UserAttributes: [{ Name: "email", Value: email }],
+    });
+    return { confirmed: !!out.UserConfirmed };
+  }
+
+  async confirm(email: string, code: string): Promise<void> {
+    const c = await this.loadConfig();
+    await this.cognito("ConfirmSignUp", { ClientId: c.clientId, Username: email, ConfirmationCode: code });
+  }
+
+  async signIn(email: string, password: string): Promise<Tokens> {
+    const c = await this.loadConfig();
+    const out = await this.cognito("InitiateAuth", {
+      ClientId: c.clientId, AuthFlow: "USER_PASSWORD_AUTH", AuthParameters: { USERNAME: email, PASSWORD: password },
+    });
+    const r = out.AuthenticationResult;
+    if (!r) throw new ApiError(400, "challenge", "This account needs a step the app does not support yet: " + (out.ChallengeName || "unknown"));
+    this.setSession({ accessToken: r.AccessToken, idToken: r.IdToken, refreshToken: r.RefreshToken, expiresAt: Date.now() + r.ExpiresIn * 1000 });
+    return this.tokens!;
+  }
+
+  setSession(t?: Tokens) {
+    this.tokens = t;
+    clearTimeout(this.timer);
+    if (t) {
+      this.storage?.setItem(REFRESH_KEY, t.refreshToken);
+      this.timer = setTimeout(() => this.refresh().catch(() => {}), refreshDelay(t.expiresAt, Date.now()));
+    } else {
+      this.storage?.removeItem(REFRESH_KEY);
+    }
+    this.onSession(t);
+  }
+
+  // resume restores a session from the tab's refresh token, if any.
+  async resume(): Promise<boolean> {
+    const rt = this.storage?.getItem(REFRESH_KEY);
+    if (!rt) return false;
+    this.tokens = { accessToken: "", idToken: "", refreshToken: rt, expiresAt: 0 };
+    try {
+      await this.refresh();
+      return true;
+    } catch {
+      this.setSession(undefined);
+      return false;
+    }
+  }
+
+  refreshing?: Promise<void>;
+
+  // refresh trades the refresh token for new tokens at hqd; concurrent
+  // callers share one request.
+  refresh(): Promise<void> {
+    if (!this.refreshing) {
+      this.refreshing = (async () => {
+        const rt = this.tokens?.refreshToken;
+        if (!rt) throw new ApiError(401, "unauthorized", "Please sign in.");
+        const out = await this.json<any>("POST", "/api/auth/refresh", { refreshToken: rt }, false);
+        this.setSession({ accessToken: out.accessToken, idToken: out.idToken, refreshToken: out.refreshToken || rt, expiresAt: Date.now() + out.expiresIn * 1000 });
+      })().finally(() => (this.refreshing = undefined));
+    }
+    return this.refreshing;
+  }
+
+  async signOut(): Promise<void> {
+    const t = this.tokens;
+    this.setSession(undefined);
+    if (t?.accessToken) await this.json("POST", "/api/auth/logout", { refreshToken: t.refreshToken }, false, t.accessToken).catch(() => {});
+  }
+
+  // request sends an API request with the access token; a 401 refreshes the
+  // session once and retries.
+  async request(method: string, path: string, body?: BodyInit | null, headers: Record<string, string> = {}, auth = true): Promise<Response> {
+    const send = async () => {
+      const h: Record<string, string> = { ...headers };
+      if (auth && this.tokens?.accessToken) h.Authorization = "Bearer " + this.tokens.accessToken;
+      try {
+        return await this.fetch(this.base + path, { method, headers: h, body });
+      } catch {
+        throw new ApiError(0, "network", "hqd cannot be reached. Check your connection; nothing was lost.");
+      }
+    };
+    let resp = await send();
+    if (resp.status === 401 && auth && this.tokens?.refreshToken) {
+      try {
+        await this.refresh();
+      } catch {
+        this.setSession(undefined);
+        throw new ApiError(401, "session_expired", "Your session has expired. Sign in again; your unsaved work is kept.");
+      }
+      resp = await send();
+    }
+    return resp;
+  }
+
+  async json<T>(method: string, path: string, body?: unknown, auth = true, token?: string): Promise<T> {
+    const headers: Record<string, string> = body === undefined ? {} : { "Content-Type": "application/json" };
+    let resp: Response;
+    if (token) {
+      resp = await this.fetch(this.base + path, { method, headers: { ...headers, Authorization: "Bearer " + token }, body: JSON.stringify(body) });
+    } else {
+      resp = await this.request(method, path, body === undefined ? undefined : JSON.stringify(body), headers, auth);
+    }
+    return (await check(resp)) as T;
+  }
+}
+
+// check returns the JSON of a successful answer, or throws its error.
+export async function check(resp: Response): Promise<any> {
+  if (resp.status === 204) return null;
+  const data = await resp.json().catch(() => null);
+  if (!resp.ok) {
+    const e = data?.error || {};
+    let msg = e.message || `hqd answered ${resp.status}`;
+    const retry = resp.headers.get("Retry-After");
+    if (retry && (resp.status === 429 || resp.status >= 500)) msg += ` (try again in ${retry} s)`;
+    throw new ApiError(resp.status, e.code || "error", msg);
+  }
+  return data;
+}
+
+export type FileEntry = { path: string; size: number; etag: string; lastModified: string };
+export type Listing = { files: FileEntry[]; folders: string[]; nextToken?: string };
+
+export function encodePath(p: string): string {
+  return p.split("/").map(encodeURIComponent).join("/");
+}
+
+export async function list(c: Client, prefix: string, token?: string): Promise<Listing> {
+  const q = new URLSearchParams({ delimiter: "/", prefix });
+  if (token) q.set("token", token);
+  const l = await c.json<Listing>("GET", "/api/files?" + q);
+  return { files: l.files || [], folders: l.folders || [], nextToken: l.nextToken };
+}
+
+export async function readText(c: Client, path: string): Promise<{ text: string; etag: string }> {
+  const resp = await c.request("GET", "/api/files/" + encodePath(path) + "?raw=1");
+  if (!resp.ok) await check(resp);
+  return { text: await resp.text(), etag: resp.headers.get("ETag") || "" };
+}
+
+export async function writeText(c: Client, path: string, text: string, ifMatch?: string, createOnly = false): Promise<string> {
+  const headers: Record<string, string> = { "Content-Type": "text/plain; charset=utf-8" };
+  if (ifMatch) headers["If-Match"] = ifMatch;
+  if (createOnly) headers["If-None-Match"] = "*";
+  const resp = await c.request("PUT", "/api/files/" + encodePath(path) + "?raw=1", text, headers);
+  return (await check(resp)).etag;
+}
+
+export async function remove(c: Client, path: string, ifMatch?: string): Promise<void> {
+  await check(await c.request("DELETE", "/api/files/" + encodePath(path), undefined, ifMatch ? { "If-Match": ifMatch } : {}));
+}
