@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -48,8 +51,6 @@ type Runner struct {
 	Limits    Limits
 	UID, GID  int  // the unprivileged user runs get; -1 keeps the daemon's
 	NoNetwork bool // a new, empty network namespace (needs CAP_SYS_ADMIN)
-	seq       uint64
-	mu        sync.Mutex
 }
 
 // ErrNoIsolation refuses a run when no cgroups are usable and unconfined
@@ -81,10 +82,15 @@ func (r *Runner) Run(ctx context.Context, spec Spec, line func(stream, text stri
 	if r.Iso == nil || r.Iso.Mode == IsolationNone {
 		return Outcome{}, ErrNoIsolation
 	}
-	r.mu.Lock()
-	r.seq++
-	name := fmt.Sprintf("run-%d-%d", os.Getpid(), r.seq)
-	r.mu.Unlock()
+	// A random name: a cgroup left behind by an earlier daemon (a crash, or
+	// a pid reused on a machine with a small pid_max) is never taken over.
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:]) // crypto/rand.Read never fails on Linux
+	name := "run-" + hex.EncodeToString(rnd[:])
+	// Pdeathsig fires when the thread that forked the child exits, not the
+	// process: keep this goroutine on its thread until the child is reaped.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 
 	var g *group
 	args := []string{"job-exec"}
@@ -222,7 +228,11 @@ func (r *Runner) Run(ctx context.Context, spec Spec, line func(stream, text stri
 		}
 		_ = g.kill()
 	}
-	_ = syscall.Kill(-pid, syscall.SIGKILL) // stragglers of the process group; none is normal
+	if g == nil {
+		// Unconfined: the process group is all there is to sweep. (With a
+		// cgroup it is already empty, and the group id may be reused.)
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+	}
 	readersDone := make(chan struct{})
 	go func() { readers.Wait(); close(readersDone) }()
 	select {
