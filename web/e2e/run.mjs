@@ -144,7 +144,7 @@ await step("the evaluator shows a refusal next to the leg", async () => {
   await shot(page, "08-evaluator-refused");
   await page.getByRole("button", { name: "Iron condor" }).click();
   await page.getByRole("button", { name: "Evaluate" }).click();
-  await page.getByText("iron_condor").waitFor();
+  await page.locator('dl[aria-label="Strategy"]').getByText("iron_condor", { exact: true }).waitFor();
   await page.getByRole("status", { name: "Outcome" }).waitFor({ timeout: 20000 });
   await shot(page, "09-evaluator");
 });
