@@ -149,6 +149,70 @@ await step("the evaluator shows a refusal next to the leg", async () => {
   await shot(page, "09-evaluator");
 });
 
+// Failures the user must understand, with their unsaved text kept. The
+// server's answers are replaced in the browser (page.route) to make them
+// happen on demand.
+const errJSON = (status, code, message) => ({ status, contentType: "application/json", body: JSON.stringify({ error: { code, message } }) });
+
+await step("a save that fails keeps the text and says why (413, server down)", async () => {
+  await page.getByRole("link", { name: "Files" }).click();
+  await page.getByRole("button", { name: "📁 notes/", exact: true }).click();
+  await page.getByRole("button", { name: "todo.md", exact: true }).click();
+  await page.getByLabel("Contents", { exact: true }).fill("precious unsaved text");
+  await page.route("**/api/files/**", (r) => (r.request().method() === "PUT" ? r.fulfill(errJSON(413, "body_too_large", "the request body is larger than 5368709120 bytes")) : r.continue()));
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByRole("alert").getByText("larger than").waitFor();
+  await page.unroute("**/api/files/**");
+  await page.route("**/api/files/**", (r) => r.abort("connectionrefused"));
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByRole("alert").getByText("cannot be reached").waitFor();
+  await page.unroute("**/api/files/**");
+  if ((await page.getByLabel("Contents", { exact: true }).inputValue()) !== "precious unsaved text") throw new Error("the text was lost");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByText("Unsaved changes").waitFor({ state: "detached" });
+  await page.getByRole("button", { name: "Close" }).click();
+});
+
+await step("a 401 mid-upload that cannot be refreshed says to sign in again", async () => {
+  await page.route("**/api/files/**", (r) => (r.request().method() === "PUT" ? r.fulfill(errJSON(401, "unauthorized", "a valid bearer token is required")) : r.continue()));
+  await page.route("**/api/auth/refresh", (r) => r.fulfill(errJSON(401, "invalid_refresh_token", "sign in again")));
+  await page.getByLabel("Upload files").setInputFiles([{ name: "late.txt", mimeType: "text/plain", buffer: Buffer.from("late") }]);
+  await page.getByText("Your session expired during the upload").waitFor();
+  await page.unroute("**/api/files/**");
+  await page.unroute("**/api/auth/refresh");
+});
+
+await step("an expired session keeps the unsaved text under the sign-in dialog", async () => {
+  await page.getByRole("button", { name: "todo.md", exact: true }).click();
+  await page.getByLabel("Contents", { exact: true }).fill("text typed before the session ended");
+  await page.route("**/api/files/**", (r) => (r.request().method() === "PUT" ? r.fulfill(errJSON(401, "unauthorized", "x")) : r.continue()));
+  await page.route("**/api/auth/refresh", (r) => r.fulfill(errJSON(401, "invalid_refresh_token", "sign in again")));
+  await page.getByRole("button", { name: "Save" }).click();
+  const dialog = page.getByRole("dialog", { name: "Session expired" });
+  await dialog.waitFor();
+  await page.unroute("**/api/files/**");
+  await page.unroute("**/api/auth/refresh");
+  await dialog.getByLabel("E-mail").fill(email);
+  await dialog.getByLabel("Password").fill(password);
+  await dialog.getByRole("button", { name: "Sign in", exact: true }).click();
+  await dialog.waitFor({ state: "detached" });
+  if ((await page.getByLabel("Contents", { exact: true }).inputValue()) !== "text typed before the session ended") throw new Error("the text was lost");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByText("Unsaved changes").waitFor({ state: "detached" });
+  await page.getByRole("button", { name: "Close" }).click();
+});
+
+await step("a full job queue says so and keeps the source", async () => {
+  await page.goto(base + "/#/verify");
+  await page.getByText("A Lean snippet").click();
+  await page.getByLabel("Lean source").fill("theorem mine : True := trivial");
+  await page.route("**/api/verify", (r) => r.fulfill({ ...errJSON(429, "queue_full", "the job queue is full; try again shortly"), headers: { "Retry-After": "10" } }));
+  await page.getByRole("button", { name: "Check" }).click();
+  await page.getByRole("alert").getByText("try again in 10 s").waitFor();
+  await page.unroute("**/api/verify");
+  if ((await page.getByLabel("Lean source").inputValue()) !== "theorem mine : True := trivial") throw new Error("the source was lost");
+});
+
 await step("the app loads offline after a first visit", async () => {
   await page.goto(base + "/");
   await page.evaluate(() => navigator.serviceWorker.ready);

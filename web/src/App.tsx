@@ -40,17 +40,27 @@ export function App() {
   const hash = useHash();
   const online = useOnline();
   const [signedIn, setSignedIn] = useState<boolean | null>(null);
+  // A session that ends by itself (expired, revoked) keeps the page and its
+  // unsaved text under a sign-in dialog; only "Sign out" leaves the page.
+  const [expired, setExpired] = useState(false);
   useEffect(() => {
-    client.onSession = (t) => setSignedIn(!!t);
+    client.onSession = (t) => {
+      setSignedIn((was) => {
+        if (was && !t && !client.signingOut) setExpired(true);
+        if (t) setExpired(false);
+        return !!t;
+      });
+    };
     client.resume().then((ok) => setSignedIn(ok));
   }, []);
+  const showPages = signedIn || expired;
   const pages: [string, string][] = [["#/files", "Files"], ["#/verify", "Verifier"], ["#/evaluate", "Evaluator"]];
   return (
     <>
       {!online && <div className="offline" role="status">You are offline. The app still opens; files and jobs need a connection.</div>}
       <header>
         <strong>HQ</strong>
-        {signedIn && (
+        {showPages && (
           <nav aria-label="Main" className="row">
             {pages.map(([h, name]) => (
               <a key={h} href={h} aria-current={hash.startsWith(h) ? "page" : undefined}>{name}</a>
@@ -62,10 +72,16 @@ export function App() {
       </header>
       <main>
         {signedIn === null && <p>Loading…</p>}
-        {signedIn === false && <Account />}
-        {signedIn && hash.startsWith("#/verify") && <Verify />}
-        {signedIn && hash.startsWith("#/evaluate") && <Evaluate />}
-        {signedIn && !hash.startsWith("#/verify") && !hash.startsWith("#/evaluate") && <Files />}
+        {signedIn === false && !expired && <Account />}
+        {expired && (
+          <div role="dialog" aria-modal="true" aria-label="Session expired" className="notice">
+            <p>Your session has expired. Sign in again to go on; what you were doing below is kept.</p>
+            <Account />
+          </div>
+        )}
+        {showPages && hash.startsWith("#/verify") && <Verify />}
+        {showPages && hash.startsWith("#/evaluate") && <Evaluate />}
+        {showPages && !hash.startsWith("#/verify") && !hash.startsWith("#/evaluate") && <Files />}
       </main>
     </>
   );

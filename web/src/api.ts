@@ -146,9 +146,13 @@ export class Client {
     return this.refreshing;
   }
 
+  signingOut = false;
+
   async signOut(): Promise<void> {
     const t = this.tokens;
+    this.signingOut = true;
     this.setSession(undefined);
+    this.signingOut = false;
     if (t?.accessToken) await this.json("POST", "/api/auth/logout", { refreshToken: t.refreshToken }, false, t.accessToken).catch(() => {});
   }
 
