@@ -224,6 +224,17 @@ await step("the app loads offline after a first visit", async () => {
   await ctxA.setOffline(false);
 });
 
+await step("the app is installable in Chromium", async () => {
+  const cdp = await ctxA.newCDPSession(page);
+  const { installabilityErrors } = await cdp.send("Page.getInstallabilityErrors");
+  // Playwright's contexts are incognito, where Chromium never installs; every
+  // other reason would be the app's.
+  const real = installabilityErrors.filter((e) => e.errorId !== "in-incognito");
+  if (real.length) throw new Error(JSON.stringify(real));
+  const manifest = await cdp.send("Page.getAppManifest");
+  if (!manifest.url || (manifest.errors || []).length) throw new Error("manifest: " + JSON.stringify(manifest.errors));
+});
+
 await step("a phone-sized screen is usable", async () => {
   const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });
   const p = await phone.newPage();
