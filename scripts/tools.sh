@@ -8,6 +8,8 @@ set -euo pipefail
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 COGNITO_LOCAL_VERSION=5.3.0
 PEBBLE_VERSION=v2.10.1
+TFLINT_VERSION=v0.64.0
+TFSEC_VERSION=v1.26.0
 
 TOOLS_DIR=${HQD_TOOLS_DIR:-$HOME/.cache/hqd/tools}
 mkdir -p "$TOOLS_DIR/bin"
@@ -46,6 +48,15 @@ install_pebble() {
   touch "$stamp"
 }
 
+install_go_tool() { # name module version
+  local stamp="$TOOLS_DIR/bin/.$1-$3"
+  if [[ -x "$TOOLS_DIR/bin/$1" && -f "$stamp" ]]; then return; fi
+  say "building $1 $3"
+  GOBIN="$TOOLS_DIR/bin" GOFLAGS=-buildvcs=false go install "$2@$3"
+  rm -f "$TOOLS_DIR"/bin/."$1"-*
+  touch "$stamp"
+}
+
 # Chromium for the PWA's browser tests: Debian's package (a browser cannot
 # be downloaded by npm here). Needs root, as on every build machine.
 install_chromium() {
@@ -62,7 +73,11 @@ case "$what" in
   cognito-local) install_cognito_local ;;
   pebble|pebble-challtestsrv) install_pebble ;;
   chromium) install_chromium ;;
-  all) install_minio; install_cognito_local; install_pebble; install_chromium ;;
-  *) echo "usage: $0 [minio|cognito-local|pebble|chromium|all]" >&2; exit 2 ;;
+  tflint) install_go_tool tflint github.com/terraform-linters/tflint "$TFLINT_VERSION" ;;
+  tfsec) install_go_tool tfsec github.com/aquasecurity/tfsec/cmd/tfsec "$TFSEC_VERSION" ;;
+  all) install_minio; install_cognito_local; install_pebble; install_chromium
+       install_go_tool tflint github.com/terraform-linters/tflint "$TFLINT_VERSION"
+       install_go_tool tfsec github.com/aquasecurity/tfsec/cmd/tfsec "$TFSEC_VERSION" ;;
+  *) echo "usage: $0 [minio|cognito-local|pebble|chromium|tflint|tfsec|all]" >&2; exit 2 ;;
 esac
 echo "$TOOLS_DIR/bin"

@@ -1,0 +1,4 @@
+output "path" {
+  description = "The parameter path the host reads."
+  value       = "/${var.name}/"
+}
