@@ -1,0 +1,311 @@
+// Package bench holds `make bench`: comparisons run side by side in
+// alternating rounds on this machine, written to docs/BENCHMARKS.md with
+// a chart. `make test` runs the same code once with tiny inputs (no file
+// written) so it cannot rot. Nothing here asserts a time.
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/quantapix/hqd/internal/itest"
+)
+
+// full says whether this is `make bench` (HQD_BENCH=1) rather than the
+// tiny smoke run of `make test`.
+func full() bool { return os.Getenv("HQD_BENCH") == "1" }
+
+type figure struct {
+	ID, Name, Budget string
+	Value            float64
+	Unit             string
+	Ratio            float64 // 0 when the figure is a budget, not a ratio
+	Met              bool
+	Note             string
+}
+
+var (
+	hqdOnce sync.Once
+	hqdBin  string
+	hqdErr  error
+)
+
+// binary builds hqd once (as `make build` would, without the app).
+func binary(t *testing.T) string {
+	hqdOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "hqd-bench-")
+		if err != nil {
+			hqdErr = err
+			return
+		}
+		hqdBin = filepath.Join(dir, "hqd")
+		cmd := exec.Command("go", "build", "-o", hqdBin, "./cmd/hqd")
+		cmd.Dir = ".."
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			hqdErr = fmt.Errorf("building hqd: %v\n%s", err, out)
+		}
+	})
+	if hqdErr != nil {
+		t.Fatal(hqdErr)
+	}
+	return hqdBin
+}
+
+type proc struct {
+	cmd   *exec.Cmd
+	url   string
+	ready time.Duration
+}
+
+// start runs `hqd dev` with env and waits for READY on a notify socket.
+func start(t *testing.T, env ...string) *proc {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	port := itest.FreePort(t)
+	cmd := exec.Command(binary(t), "dev", fmt.Sprintf("--addr=127.0.0.1:%d", port), "--metrics-addr=", "--data-dir="+t.TempDir(), "--log-level=warn")
+	cmd.Env = append(append(os.Environ(), "NOTIFY_SOCKET="+sock), env...)
+	begin := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	buf := make([]byte, 64)
+	n, err := conn.Read(buf)
+	if err != nil || string(buf[:n]) != "READY=1" {
+		t.Fatalf("no READY=1: %v %q", err, buf[:n])
+	}
+	p := &proc{cmd: cmd, url: fmt.Sprintf("http://127.0.0.1:%d", port), ready: time.Since(begin)}
+	for range 200 { // the JWKS loads right after READY
+		if resp, err := http.Get(p.url + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return p
+}
+
+func signIn(t *testing.T, base string) string {
+	t.Helper()
+	call := func(action string, body string) map[string]any {
+		req, _ := http.NewRequest("POST", base+"/dev/cognito/", strings.NewReader(body))
+		req.Header.Set("X-Amz-Target", "AWSCognitoIdentityProviderService."+action)
+		req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return out
+	}
+	call("SignUp", `{"ClientId":"hqddevclient","Username":"bench@example.com","Password":"Passw0rd!"}`)
+	out := call("InitiateAuth", `{"ClientId":"hqddevclient","AuthFlow":"USER_PASSWORD_AUTH","AuthParameters":{"USERNAME":"bench@example.com","PASSWORD":"Passw0rd!"}}`)
+	ar, _ := out["AuthenticationResult"].(map[string]any)
+	tok, _ := ar["AccessToken"].(string)
+	if tok == "" {
+		t.Fatalf("no token: %v", out)
+	}
+	return tok
+}
+
+// throughput runs op from workers goroutines for d and returns ops/s.
+func throughput(t *testing.T, workers int, d time.Duration, op func() error) float64 {
+	var n atomic.Int64
+	var failed atomic.Value
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var wg sync.WaitGroup
+	begin := time.Now()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				if err := op(); err != nil {
+					failed.Store(err)
+					return
+				}
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		t.Fatalf("operation failed: %v", err)
+	}
+	return float64(n.Load()) / time.Since(begin).Seconds()
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// alternate runs a and b in alternating rounds (A B A B …) and returns
+// the median of each.
+func alternate(rounds int, a, b func() float64) (float64, float64) {
+	var as, bs []float64
+	for range rounds {
+		as = append(as, a())
+		bs = append(bs, b())
+	}
+	return median(as), median(bs)
+}
+
+func TestBench(t *testing.T) {
+	rounds, d, workers := 1, 200*time.Millisecond, 8
+	if full() {
+		rounds, d = 5, 3*time.Second
+	}
+	var figs []figure
+
+	// P1: 4 KiB raw GET and PUT through hqd on MinIO against the same Go
+	// client talking to MinIO directly, concurrency 8.
+	m := itest.StartMinIO(t)
+	bucket := m.Bucket(t)
+	p := start(t, "HQD_STORAGE=s3", "HQD_BUCKET="+bucket, "HQD_S3_ENDPOINT="+m.Endpoint, "HQD_S3_PATH_STYLE=1",
+		"AWS_ACCESS_KEY_ID="+m.AccessKey, "AWS_SECRET_ACCESS_KEY="+m.SecretKey, "HQD_AWS_REGION="+m.Region)
+	tok := signIn(t, p.url)
+	payload := bytes.Repeat([]byte("h"), 4096)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	hqdReq := func(method string, body []byte) error {
+		req, _ := http.NewRequest(method, p.url+"/api/files/bench/4k.bin?raw=1", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("%s through hqd: %d", method, resp.StatusCode)
+		}
+		return nil
+	}
+	direct := m.Client()
+	key := "direct/4k.bin"
+	directPut := func() error {
+		_, err := direct.PutObject(context.Background(), &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: bytes.NewReader(payload)})
+		return err
+	}
+	directGet := func() error {
+		out, err := direct.GetObject(context.Background(), &s3.GetObjectInput{Bucket: &bucket, Key: aws.String(key)})
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, out.Body)
+		return out.Body.Close()
+	}
+	if err := hqdReq("PUT", payload); err != nil {
+		t.Fatal(err)
+	}
+	if err := directPut(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name      string
+		viaHQD    func() error
+		viaDirect func() error
+	}{
+		{"GET", func() error { return hqdReq("GET", nil) }, directGet},
+		{"PUT", func() error { return hqdReq("PUT", payload) }, directPut},
+	} {
+		h, dd := alternate(rounds, func() float64 { return throughput(t, workers, d, c.viaHQD) }, func() float64 { return throughput(t, workers, d, c.viaDirect) })
+		r := h / dd
+		figs = append(figs, figure{ID: "P1", Name: "4 KiB " + c.name + " through hqd vs MinIO direct (8 workers)", Budget: "≥ 0.9×",
+			Value: h, Unit: "ops/s", Ratio: r, Met: r >= 0.9, Note: fmt.Sprintf("hqd %.0f ops/s, direct %.0f ops/s", h, dd)})
+	}
+
+	// P5: idle resident memory and the time from start to READY.
+	var readies, rss []float64
+	for range max(rounds, 3) {
+		q := start(t)
+		readies = append(readies, float64(q.ready.Microseconds())/1000)
+		time.Sleep(time.Second)
+		rss = append(rss, float64(residentKB(t, q.cmd.Process.Pid))/1024)
+		_ = q.cmd.Process.Kill()
+	}
+	r, mem := median(readies), median(rss)
+	figs = append(figs,
+		figure{ID: "P5", Name: "start to READY (hqd dev)", Budget: "≤ 200 ms", Value: r, Unit: "ms", Met: r <= 200},
+		figure{ID: "P5", Name: "idle resident memory (hqd dev)", Budget: "≤ 25 MB", Value: mem, Unit: "MB", Met: mem <= 25})
+
+	for _, f := range figs {
+		t.Logf("%s %-60s %10.2f %-6s ratio %.2f budget %s met %v %s", f.ID, f.Name, f.Value, f.Unit, f.Ratio, f.Budget, f.Met, f.Note)
+	}
+	if full() {
+		if err := write(figs); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func residentKB(t *testing.T, pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			n, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+func machine() string {
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return fmt.Sprintf("%d vCPU %s, %s, Linux %s, %s", runtime.NumCPU(), cpu, memTotal(), strings.TrimSpace(string(kernel)), runtime.Version())
+}
+
+func memTotal() string {
+	b, _ := os.ReadFile("/proc/meminfo")
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "MemTotal:"); ok {
+			kb, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+			return fmt.Sprintf("%.0f GB RAM", float64(kb)/1024/1024)
+		}
+	}
+	return "unknown RAM"
+}
