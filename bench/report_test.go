@@ -94,14 +94,14 @@ func chart(figs []figure) error {
 	p.Add(line)
 	p.NominalX(names...)
 	p.Y.Min = 0
-	return p.Save(vg.Length(60+70*len(figs))*vg.Points(1), 300, chartFile)
+	return p.Save(vg.Length(80+120*len(figs))*vg.Points(1), 320, chartFile)
 }
 
 func shortName(s string) string {
 	s = strings.ReplaceAll(s, " through hqd vs MinIO direct (8 workers)", "")
 	s = strings.ReplaceAll(s, " (hqd dev)", "")
-	if len(s) > 18 {
-		s = s[:18]
+	if len(s) > 16 {
+		s = s[:16]
 	}
 	return s
 }
