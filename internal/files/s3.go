@@ -1,7 +1,6 @@
 package files
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -37,6 +36,7 @@ type S3 struct {
 	bucket   string
 	client   *s3.Client
 	uploader *manager.Uploader
+	fast     *fastS3 // GET and small PUTs
 }
 
 // partSize is both the multipart part size and the largest body sent in a
@@ -87,7 +87,12 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 		u.PartSize = partSize
 		u.Concurrency = 2 // bounds memory: two parts in flight per upload
 	})
-	return &S3{bucket: cfg.Bucket, client: client, uploader: up}, nil
+	httpc := &http.Client{Transport: httpClient.GetTransport()}
+	fast, err := newFastS3(cfg, awsCfg.Credentials, httpc)
+	if err != nil {
+		return nil, err
+	}
+	return &S3{bucket: cfg.Bucket, client: client, uploader: up, fast: fast}, nil
 }
 
 // Ping checks that the bucket is reachable with our credentials.
@@ -98,57 +103,7 @@ func (s *S3) Ping(ctx context.Context) error {
 
 // Get opens the object at key.
 func (s *S3) Get(ctx context.Context, key string, opt GetOptions) (*Object, error) {
-	in := &s3.GetObjectInput{Bucket: &s.bucket, Key: &key}
-	if opt.IfNoneMatch != "" {
-		in.IfNoneMatch = aws.String(opt.IfNoneMatch)
-	}
-	if r := opt.Range; r != nil {
-		switch {
-		case r.Suffix > 0:
-			in.Range = aws.String(fmt.Sprintf("bytes=-%d", r.Suffix))
-		case r.End >= 0:
-			in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", r.Start, r.End))
-		default:
-			in.Range = aws.String(fmt.Sprintf("bytes=%d-", r.Start))
-		}
-	}
-	out, err := s.client.GetObject(ctx, in)
-	if err != nil {
-		err = s3Err("get", err)
-		var inf Info
-		if errors.Is(err, ErrNotModified) || errors.Is(err, ErrBadRange) {
-			inf = infoFromErrorHeaders(key, err)
-			return &Object{Info: inf}, err
-		}
-		return nil, err
-	}
-	obj := &Object{Body: out.Body, Info: Info{
-		Key: key, Size: aws.ToInt64(out.ContentLength), ETag: aws.ToString(out.ETag),
-		LastModified: aws.ToTime(out.LastModified).UTC(), ContentType: aws.ToString(out.ContentType),
-	}}
-	if cr := aws.ToString(out.ContentRange); cr != "" {
-		first, last, total, ok := parseContentRange(cr)
-		if !ok {
-			out.Body.Close()
-			return nil, &UnavailableError{Op: "get", Err: fmt.Errorf("store sent Content-Range %q", cr)}
-		}
-		obj.Partial, obj.First, obj.Last, obj.Size = true, first, last, total
-	}
-	return obj, nil
-}
-
-// infoFromErrorHeaders recovers the ETag of a 304 and the size of a 416
-// from the headers S3 sent with them.
-func infoFromErrorHeaders(key string, err error) Info {
-	inf := Info{Key: key}
-	var re *awshttp.ResponseError
-	if errors.As(err, &re) && re.Response != nil {
-		inf.ETag = re.Response.Header.Get("ETag")
-		if _, _, total, ok := parseContentRange(re.Response.Header.Get("Content-Range")); ok {
-			inf.Size = total
-		}
-	}
-	return inf
+	return s.fast.Get(ctx, key, opt)
 }
 
 // parseContentRange reads "bytes first-last/total" or "bytes */total".
@@ -196,12 +151,11 @@ func (s *S3) Put(ctx context.Context, key string, body io.Reader, opt PutOptions
 		if _, err := io.ReadFull(body, buf); err != nil {
 			return Info{}, fmt.Errorf("reading the body of %s: %w", key, err)
 		}
-		in.Body, in.ContentLength, size = bytes.NewReader(buf), aws.Int64(opt.Size), opt.Size
-		out, err := s.client.PutObject(ctx, in)
+		tag, err := s.fast.Put(ctx, key, buf, ct, opt)
 		if err != nil {
-			return Info{}, putErr(err, opt)
+			return Info{}, err
 		}
-		etag = out.ETag
+		etag, size = &tag, opt.Size
 	} else {
 		cr := &countingReader{r: body}
 		in.Body = cr

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -16,19 +17,35 @@ import (
 )
 
 type requestIDKey struct{}
-type loggerKey struct{}
-type userTagKey struct{}
+
+// reqInfo is what Observe keeps per request; one allocation serves the
+// request id, the user tag and the logger, which is made only if needed.
+type reqInfo struct {
+	id      string
+	userTag string
+	base    *slog.Logger
+	logger  *slog.Logger
+}
+
+func (ri *reqInfo) log() *slog.Logger {
+	if ri.logger == nil {
+		ri.logger = ri.base.With("requestId", ri.id)
+	}
+	return ri.logger
+}
 
 // RequestID returns the request id of ctx, or "".
 func RequestID(ctx context.Context) string {
-	s, _ := ctx.Value(requestIDKey{}).(string)
-	return s
+	if ri, ok := ctx.Value(requestIDKey{}).(*reqInfo); ok {
+		return ri.id
+	}
+	return ""
 }
 
 // LoggerFrom returns the request's logger (with its request id), or the default.
 func LoggerFrom(ctx context.Context) *slog.Logger {
-	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
-		return l
+	if ri, ok := ctx.Value(requestIDKey{}).(*reqInfo); ok {
+		return ri.log()
 	}
 	return slog.Default()
 }
@@ -36,8 +53,8 @@ func LoggerFrom(ctx context.Context) *slog.Logger {
 // SetUserTag records the non-reversible user tag the access log prints.
 // Auth middleware calls it once it knows who is asking.
 func SetUserTag(ctx context.Context, tag string) {
-	if p, ok := ctx.Value(userTagKey{}).(*string); ok {
-		*p = tag
+	if ri, ok := ctx.Value(requestIDKey{}).(*reqInfo); ok {
+		ri.userTag = tag
 	}
 }
 
@@ -58,10 +75,15 @@ func validRequestID(s string) bool {
 
 var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
+// Request ids are a random per-process prefix and a counter: unique, not
+// guessable across restarts, and free of a syscall per request.
+var (
+	idPrefix  = func() string { var b [5]byte; _, _ = rand.Read(b[:]); return idEncoding.EncodeToString(b[:]) }()
+	idCounter atomic.Uint64
+)
+
 func newRequestID() string {
-	var b [10]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
-	return idEncoding.EncodeToString(b[:])
+	return idPrefix + strconv.FormatUint(idCounter.Add(1), 36)
 }
 
 // Metrics are the HTTP metrics of SPEC §9.
@@ -153,12 +175,8 @@ func Observe(log *slog.Logger, m *Metrics) func(http.Handler) http.Handler {
 				id = newRequestID()
 			}
 			w.Header().Set("X-Request-Id", id)
-			var userTag string
-			reqLog := log.With("requestId", id)
-			ctx := context.WithValue(r.Context(), requestIDKey{}, id)
-			ctx = context.WithValue(ctx, loggerKey{}, reqLog)
-			ctx = context.WithValue(ctx, userTagKey{}, &userTag)
-			r = r.WithContext(ctx)
+			ri := &reqInfo{id: id, base: log}
+			r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, ri))
 			rw := &responseWriter{ResponseWriter: w, status: http.StatusOK}
 
 			defer func() {
@@ -167,7 +185,7 @@ func Observe(log *slog.Logger, m *Metrics) func(http.Handler) http.Handler {
 					if p == http.ErrAbortHandler {
 						rw.status = 499 // client saw a truncated answer
 					} else {
-						reqLog.Error("panic", "panic", p, "stack", string(debug.Stack()))
+						ri.log().Error("panic", "panic", p, "stack", string(debug.Stack()))
 						if !rw.wroteHeader {
 							WriteError(rw, r, &Error{Status: http.StatusInternalServerError, Code: "internal", Msg: "internal error"})
 						}
@@ -182,14 +200,16 @@ func Observe(log *slog.Logger, m *Metrics) func(http.Handler) http.Handler {
 					m.requests.WithLabelValues(route, r.Method, strconv.Itoa(rw.status)).Inc()
 					m.duration.WithLabelValues(route, r.Method).Observe(d.Seconds())
 				}
-				attrs := []slog.Attr{
-					slog.String("method", r.Method), slog.String("route", route), slog.Int("status", rw.status),
-					slog.Int64("bytes", rw.bytes), slog.Float64("durationMs", float64(d.Microseconds())/1000),
+				if log.Enabled(r.Context(), slog.LevelInfo) {
+					attrs := []slog.Attr{
+						slog.String("requestId", id), slog.String("method", r.Method), slog.String("route", route), slog.Int("status", rw.status),
+						slog.Int64("bytes", rw.bytes), slog.Float64("durationMs", float64(d.Microseconds())/1000),
+					}
+					if ri.userTag != "" {
+						attrs = append(attrs, slog.String("user", ri.userTag))
+					}
+					log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 				}
-				if userTag != "" {
-					attrs = append(attrs, slog.String("user", userTag))
-				}
-				reqLog.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 				if p == http.ErrAbortHandler {
 					panic(p) // let net/http drop the connection
 				}
