@@ -140,16 +140,7 @@ func NewWriter(w http.ResponseWriter, retry, writeTimeout time.Duration) (*Write
 }
 
 // Event writes one event and flushes it.
-func (sw *Writer) Event(ev Event) error {
-	sw.buf.WriteString("id: ")
-	sw.buf.WriteString(strconv.FormatInt(ev.ID, 10))
-	sw.buf.WriteString("\nevent: ")
-	sw.buf.WriteString(ev.Type)
-	sw.buf.WriteString("\ndata: ")
-	sw.buf.Write(ev.Data)
-	sw.buf.WriteString("\n\n")
-	return sw.flush()
-}
+func (sw *Writer) Event(ev Event) error { return sw.Events([]Event{ev}) }
 
 // Events writes several events with one flush.
 func (sw *Writer) Events(evs []Event) error {
