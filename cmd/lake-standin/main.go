@@ -200,6 +200,13 @@ func act(action string) {
 		// (Go's runtime would turn SIGSEGV into an exit with code 2.)
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		time.Sleep(time.Second)
+	case "hello":
+		// One line at once: job start-up benchmarks time its arrival.
+		fmt.Println("info: hello")
+	case "hundred":
+		for i := 0; i < 100; i++ {
+			fmt.Printf("info: line %d\n", i)
+		}
 	case "ticks":
 		// Lines stamped with when they were written, for latency benchmarks.
 		for i := 0; i < 400; i++ {
