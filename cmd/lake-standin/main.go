@@ -36,7 +36,7 @@ import (
 type scenario struct {
 	Transcript string `json:"transcript"`
 	Action     string `json:"action"`
-	DelayMs    int    `json:"delayMs"` // between replayed lines
+	DelayMs    int    `json:"delayMs"` // between replayed lines; before an action
 }
 
 type meta struct {
@@ -73,6 +73,8 @@ func main() {
 		os.Exit(1)
 	}
 	if sc.Action != "" {
+		// For an action, delayMs is a pause before it starts.
+		time.Sleep(time.Duration(sc.DelayMs) * time.Millisecond)
 		act(sc.Action)
 		return
 	}
