@@ -246,9 +246,22 @@ func parseConfig(mode string, args []string, getenv func(string) string, environ
 			panic("default of " + s.name + ": " + err.Error()) // a bug in the table
 		}
 	}
+	// A variable that is set, even to "", applies ("off when empty" must
+	// be expressible); getenv covers callers that pass no environ.
+	present := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			present[k] = v
+		}
+	}
 	var problems []error
 	for _, s := range set {
-		if v := getenv(s.env()); v != "" {
+		v, ok := present[s.env()]
+		if !ok {
+			v = getenv(s.env())
+			ok = v != ""
+		}
+		if ok {
 			if err := s.set(v); err != nil {
 				problems = append(problems, fmt.Errorf("%s: %w", s.env(), err))
 			}

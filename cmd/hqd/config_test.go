@@ -114,6 +114,17 @@ func TestConfigSources(t *testing.T) {
 	}
 }
 
+func TestConfigEmptyTurnsOff(t *testing.T) {
+	c, _, err := parse(t, "dev", map[string]string{"HQD_METRICS_ADDR": ""})
+	if err != nil || c.MetricsAddr != "" {
+		t.Errorf("HQD_METRICS_ADDR= set but empty: %q %v, want the metrics listener off", c.MetricsAddr, err)
+	}
+	c, _, _ = parse(t, "dev", nil)
+	if c.MetricsAddr != "127.0.0.1:9100" {
+		t.Errorf("unset HQD_METRICS_ADDR = %q, want the default", c.MetricsAddr)
+	}
+}
+
 func TestConfigHelp(t *testing.T) {
 	_, out, err := parse(t, "serve", nil, "--help")
 	if err != errHelp {

@@ -3,6 +3,7 @@ package files
 import (
 	"context"
 	"errors"
+	"github.com/quantapix/hqd/internal/httpx"
 	"io"
 	"time"
 
@@ -33,8 +34,10 @@ func Instrument(s Store, backend string, reg prometheus.Registerer) *Instrumente
 	return in
 }
 
-func (in *Instrumented) observe(op string, start time.Time, err error) {
-	in.duration.WithLabelValues(op).Observe(time.Since(start).Seconds())
+func (in *Instrumented) observe(ctx context.Context, op string, start time.Time, err error) {
+	d := time.Since(start)
+	in.duration.WithLabelValues(op).Observe(d.Seconds())
+	httpx.AddBackendTime(ctx, d)
 	outcome := "ok"
 	var ue *UnavailableError
 	switch {
@@ -54,27 +57,27 @@ func (in *Instrumented) observe(op string, start time.Time, err error) {
 func (in *Instrumented) Get(ctx context.Context, key string, opt GetOptions) (*Object, error) {
 	start := time.Now()
 	o, err := in.Store.Get(ctx, key, opt)
-	in.observe("get", start, err)
+	in.observe(ctx, "get", start, err)
 	return o, err
 }
 
 func (in *Instrumented) Put(ctx context.Context, key string, body io.Reader, opt PutOptions) (Info, error) {
 	start := time.Now()
 	i, err := in.Store.Put(ctx, key, body, opt)
-	in.observe("put", start, err)
+	in.observe(ctx, "put", start, err)
 	return i, err
 }
 
 func (in *Instrumented) Delete(ctx context.Context, key, ifMatch string) error {
 	start := time.Now()
 	err := in.Store.Delete(ctx, key, ifMatch)
-	in.observe("delete", start, err)
+	in.observe(ctx, "delete", start, err)
 	return err
 }
 
 func (in *Instrumented) List(ctx context.Context, opt ListOptions) (ListPage, error) {
 	start := time.Now()
 	p, err := in.Store.List(ctx, opt)
-	in.observe("list", start, err)
+	in.observe(ctx, "list", start, err)
 	return p, err
 }

@@ -25,6 +25,15 @@ type reqInfo struct {
 	userTag string
 	base    *slog.Logger
 	logger  *slog.Logger
+	backend atomic.Int64 // nanoseconds spent waiting on backends (the store)
+}
+
+// AddBackendTime records time the request spent waiting on a backend, so
+// that hqd's own share of the request can be measured (issue 9, P2).
+func AddBackendTime(ctx context.Context, d time.Duration) {
+	if ri, ok := ctx.Value(requestIDKey{}).(*reqInfo); ok {
+		ri.backend.Add(int64(d))
+	}
 }
 
 func (ri *reqInfo) log() *slog.Logger {
@@ -90,6 +99,7 @@ func newRequestID() string {
 type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	own      *prometheus.HistogramVec
 }
 
 // NewMetrics registers the HTTP metrics on reg.
@@ -103,7 +113,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"route", "method"}),
 	}
-	reg.MustRegister(m.requests, m.duration)
+	m.own = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "hqd_http_own_duration_seconds", Help: "HTTP request latency minus the time spent waiting on the store, by route pattern and method.",
+		Buckets: []float64{.00005, .0001, .00025, .0005, .001, .002, .005, .01, .025, .1},
+	}, []string{"route", "method"})
+	reg.MustRegister(m.requests, m.duration, m.own)
 	return m
 }
 
@@ -199,6 +213,9 @@ func Observe(log *slog.Logger, m *Metrics) func(http.Handler) http.Handler {
 				if m != nil {
 					m.requests.WithLabelValues(route, r.Method, strconv.Itoa(rw.status)).Inc()
 					m.duration.WithLabelValues(route, r.Method).Observe(d.Seconds())
+					if b := time.Duration(ri.backend.Load()); b > 0 {
+						m.own.WithLabelValues(route, r.Method).Observe((d - b).Seconds())
+					}
 				}
 				if log.Enabled(r.Context(), slog.LevelInfo) {
 					attrs := []slog.Attr{
