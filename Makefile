@@ -29,9 +29,15 @@ test: tools web vet
 	HQD_TOOLS_DIR=$${HQD_TOOLS_DIR:-$$HOME/.cache/hqd/tools} $(GO) test -count=1 -timeout 12m ./...
 	$(GO) test -run '^$$' -fuzz FuzzEvaluate -fuzztime 10s ./internal/evaluate/
 
-# Longer fuzzing runs.
+# Longer fuzzing runs (make test runs every fuzz target's seed corpus, and
+# FuzzEvaluate for 10 s).
+FUZZTIME ?= 2m
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzEvaluate -fuzztime 5m ./internal/evaluate/
+	$(GO) test -run '^$$' -fuzz '^FuzzEvaluate$$' -fuzztime $(FUZZTIME) ./internal/evaluate/
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckPath$$' -fuzztime $(FUZZTIME) ./internal/files/
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./internal/auth/
+	$(GO) test -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZTIME) ./internal/lake/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadLines$$' -fuzztime $(FUZZTIME) ./internal/lake/
 
 # The tests too slow for every run (STS credentials expiring: 16 minutes).
 test-long: tools
