@@ -239,6 +239,12 @@ func TestVerify(t *testing.T) {
 		{"alg None", token(t, nil, map[string]any{"alg": "None", "kid": "kid-a"}, accessClaims(now)), auth.ReasonAlgorithm},
 		{"HS256 with the public key as secret", hs(pubPEM, accessClaims(now)), auth.ReasonAlgorithm},
 		{"RS512 header", token(t, a, map[string]any{"alg": "RS512", "kid": "kid-a"}, accessClaims(now)), auth.ReasonAlgorithm},
+		// CVE-2022-21449: an ECDSA signature with r = s = 0.
+		{"ES256 psychic signature", strings.Join([]string{b64([]byte(`{"alg":"ES256","kid":"kid-a"}`)), parts[1], b64(make([]byte, 64))}, "."), auth.ReasonAlgorithm},
+		{"PS256 header", token(t, a, map[string]any{"alg": "PS256", "kid": "kid-a"}, accessClaims(now)), auth.ReasonAlgorithm},
+		{"x5c header", token(t, a, map[string]any{"alg": "RS256", "kid": "kid-a", "x5c": []string{"MIIB"}}, accessClaims(now)), auth.ReasonHeader},
+		{"b64 false", token(t, a, map[string]any{"alg": "RS256", "kid": "kid-a", "b64": false}, accessClaims(now)), auth.ReasonHeader},
+		{"exp as a string", token(t, a, rs256("kid-a"), with(accessClaims(now), "exp", "9999999999")), auth.ReasonMalformed},
 		{"unknown kid", token(t, a, rs256("kid-zzz"), accessClaims(now)), auth.ReasonUnknownKID},
 		{"path-like kid", token(t, a, rs256("../../dev/null"), accessClaims(now)), auth.ReasonUnknownKID},
 		{"no kid", token(t, a, map[string]any{"alg": "RS256"}, accessClaims(now)), auth.ReasonHeader},
