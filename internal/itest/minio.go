@@ -20,6 +20,10 @@ type MinIO struct {
 	SecretKey string
 	Region    string
 	proc      *process
+	dir       string
+	args      []string
+	env       []string
+	bin       string
 }
 
 // StartMinIO starts a MinIO server on a fresh data directory and stops it
@@ -36,16 +40,28 @@ func StartMinIO(tb testing.TB) *MinIO {
 func startMinIO(tb testing.TB, dir string) *MinIO {
 	bin := Tool(tb, "minio")
 	port, console := FreePort(tb), FreePort(tb)
-	m := &MinIO{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), AccessKey: "hqdtestroot", SecretKey: "hqdtestsecret-0123456789", Region: "us-east-1"}
-	cmd := exec.Command(bin, "server", dir, "--quiet", "--address", fmt.Sprintf("127.0.0.1:%d", port), "--console-address", fmt.Sprintf("127.0.0.1:%d", console))
-	cmd.Env = append(cmd.Environ(), "MINIO_ROOT_USER="+m.AccessKey, "MINIO_ROOT_PASSWORD="+m.SecretKey,
-		"MINIO_REGION="+m.Region, "MINIO_BROWSER=off", "MINIO_UPDATE=off", "MINIO_CALLHOME_ENABLE=off")
+	m := &MinIO{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), AccessKey: "hqdtestroot", SecretKey: "hqdtestsecret-0123456789", Region: "us-east-1",
+		dir: dir, bin: bin, args: []string{"server", dir, "--quiet", "--address", fmt.Sprintf("127.0.0.1:%d", port), "--console-address", fmt.Sprintf("127.0.0.1:%d", console)}}
+	m.env = []string{"MINIO_ROOT_USER=" + m.AccessKey, "MINIO_ROOT_PASSWORD=" + m.SecretKey,
+		"MINIO_REGION=" + m.Region, "MINIO_BROWSER=off", "MINIO_UPDATE=off", "MINIO_CALLHOME_ENABLE=off"}
+	m.run(tb)
+	return m
+}
+
+func (m *MinIO) run(tb testing.TB) {
+	cmd := exec.Command(m.bin, m.args...)
+	cmd.Env = append(cmd.Environ(), m.env...)
 	m.proc = start(tb, cmd)
 	if err := waitHTTP(m.Endpoint+"/minio/health/ready", 60*time.Second, m.proc.exited); err != nil {
 		m.Stop()
 		tb.Fatalf("MinIO did not start: %v\n%s", err, m.proc.log.String())
 	}
-	return m
+}
+
+// Restart starts a stopped server again on the same address and data.
+func (m *MinIO) Restart(tb testing.TB) {
+	tb.Helper()
+	m.run(tb)
 }
 
 // Stop ends the server.
