@@ -382,6 +382,9 @@ func (w *walker) walk(ctx context.Context, base, namePrefix string) error {
 	}
 	des, err := f.ReadDir(-1)
 	f.Close()
+	if errors.Is(err, syscall.ENOTDIR) {
+		return nil // the prefix names a file: nothing lies under it
+	}
 	if err != nil {
 		return &UnavailableError{Op: "list", Temporary: true, Err: err}
 	}
