@@ -318,7 +318,7 @@ func (p *Provider) passwordAuth(username, password string) (*authResult, error) 
 	// Cognito words a wrong password and an unknown user alike.
 	wrong := errorf("NotAuthorizedException", "Incorrect username or password.")
 	if u == nil {
-		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password)) // same time either way
+		_ = bcrypt.CompareHashAndPassword(dummyHash(), []byte(password)) // same time either way
 		return nil, wrong
 	}
 	if bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(password)) != nil {
@@ -521,7 +521,13 @@ func passwordProblem(pw string) string {
 	return ""
 }
 
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("dummy password for timing"), bcrypt.MinCost)
+// dummyHash makes an unknown user's sign-in take as long as a known one's.
+// Made on first use: at package init it would cost every start of the
+// binary, the job helper's included, a millisecond.
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("dummy password for timing"), bcrypt.DefaultCost)
+	return h
+})
 
 func randomToken() string {
 	b := make([]byte, 32)
