@@ -36,6 +36,7 @@ type Config struct {
 	ScratchDir                        string        // per-run scratch dirs live here
 	ScratchUID, ScratchGID            int           // owner of scratch dirs (-1: leave)
 	LogLimit                          int           // bytes of events kept per job
+	CacheLimit                        int64         // bytes of cached results kept; 1 GiB when zero
 }
 
 // Outcomes callers branch on.
@@ -109,6 +110,9 @@ func NewManager(cfg Config, runner Runner, cache *lake.Cache, log *slog.Logger, 
 	}
 	if cfg.LogLimit == 0 {
 		cfg.LogLimit = 8 << 20
+	}
+	if cfg.CacheLimit == 0 {
+		cfg.CacheLimit = 1 << 30
 	}
 	m := &Manager{
 		cfg: cfg, runner: runner, cache: cache, log: log.With("pkg", "jobs"),
@@ -446,7 +450,8 @@ func (m *Manager) Expire(now time.Time) {
 	}
 }
 
-// Run expires old jobs until ctx ends.
+// Run expires old jobs and keeps the result cache within its limit until
+// ctx ends.
 func (m *Manager) Run(ctx context.Context) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
@@ -456,6 +461,9 @@ func (m *Manager) Run(ctx context.Context) {
 			return
 		case now := <-t.C:
 			m.Expire(now)
+			if err := m.cache.Prune(m.cfg.CacheLimit); err != nil {
+				m.log.Warn("pruning the result cache", "err", err)
+			}
 		}
 	}
 }

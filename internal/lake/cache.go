@@ -57,6 +57,40 @@ func (c *Cache) Put(key string, r *Cached) error {
 	return atomicfile.Write(c.file(key), b)
 }
 
+// Prune deletes the least recently written results until the cache holds
+// at most maxBytes, so distinct submissions cannot fill the disk.
+func (c *Cache) Prune(maxBytes int64) error {
+	ents, err := os.ReadDir(c.dir)
+	if err != nil {
+		return err
+	}
+	type file struct {
+		name string
+		size int64
+		mod  int64
+	}
+	var files []file
+	var total int64
+	for _, e := range ents {
+		info, err := e.Info()
+		if err != nil || !info.Mode().IsRegular() || !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		files = append(files, file{e.Name(), info.Size(), info.ModTime().UnixNano()})
+		total += info.Size()
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].mod < files[j].mod })
+	for _, f := range files {
+		if total <= maxBytes {
+			break
+		}
+		if err := os.Remove(filepath.Join(c.dir, f.name)); err == nil {
+			total -= f.size
+		}
+	}
+	return nil
+}
+
 // Key hashes what decides a run's result: its kind, the project's tree
 // state, the toolchain, and the normalized input.
 func Key(kind, treeState, toolchain string, input []byte) string {
