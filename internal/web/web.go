@@ -5,11 +5,17 @@
 package web
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"io/fs"
+	"mime"
 	"net/http"
 	"path"
 	"strings"
+	"sync"
+	"time"
 )
 
 //go:embed all:dist
@@ -31,8 +37,11 @@ func Built() bool {
 // else, and every reserved path, to notFound.
 func Handler(notFound http.Handler) http.Handler {
 	root, _ := fs.Sub(dist, "dist")
-	files := http.FileServerFS(root)
-	built := Built()
+	return handler(root, Built(), notFound)
+}
+
+func handler(root fs.FS, built bool, notFound http.Handler) http.Handler {
+	files := &fileServer{root: root}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -57,13 +66,11 @@ func Handler(notFound http.Handler) http.Handler {
 		}
 		name := strings.TrimPrefix(path.Clean(p), "/")
 		if st, err := fs.Stat(root, name); name != "" && err == nil && !st.IsDir() {
+			cc := "no-cache"
 			if strings.HasPrefix(name, "assets/") {
-				// Hashed names: a file never changes under its name.
-				w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
-			} else {
-				w.Header().Set("Cache-Control", "no-cache")
+				cc = "public, max-age=31536000, immutable" // hashed names never change
 			}
-			files.ServeHTTP(w, r)
+			files.serve(w, r, name, cc)
 			return
 		}
 		if path.Ext(name) != "" && name != "index.html" {
@@ -71,9 +78,51 @@ func Handler(notFound http.Handler) http.Handler {
 			return
 		}
 		// Every other path is a page of the single-page app.
-		index, _ := fs.ReadFile(root, "index.html")
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-cache")
-		_, _ = w.Write(index) // as above
+		files.serve(w, r, "index.html", "no-cache")
 	})
+}
+
+// fileServer serves embedded files with strong ETags (so revalidation
+// answers 304) and their precompressed .br or .gz twins when the client
+// takes them.
+type fileServer struct {
+	root  fs.FS
+	etags sync.Map // file name → ETag
+}
+
+func (f *fileServer) serve(w http.ResponseWriter, r *http.Request, name, cacheControl string) {
+	served, enc := name, ""
+	ae := r.Header.Get("Accept-Encoding")
+	for _, c := range []struct{ ext, enc string }{{".br", "br"}, {".gz", "gzip"}} {
+		if strings.Contains(ae, c.enc) {
+			if _, err := fs.Stat(f.root, name+c.ext); err == nil {
+				served, enc = name+c.ext, c.enc
+				break
+			}
+		}
+	}
+	data, err := fs.ReadFile(f.root, served)
+	if err != nil {
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	etag, ok := f.etags.Load(served)
+	if !ok {
+		sum := sha256.Sum256(data)
+		etag = `"` + hex.EncodeToString(sum[:12]) + `"`
+		f.etags.Store(served, etag)
+	}
+	h := w.Header()
+	h.Set("ETag", etag.(string))
+	h.Set("Cache-Control", cacheControl)
+	h.Set("Vary", "Accept-Encoding")
+	if ct := mime.TypeByExtension(path.Ext(name)); ct != "" {
+		h.Set("Content-Type", ct)
+	} else if strings.HasSuffix(name, ".webmanifest") {
+		h.Set("Content-Type", "application/manifest+json")
+	}
+	if enc != "" {
+		h.Set("Content-Encoding", enc)
+	}
+	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(data))
 }
