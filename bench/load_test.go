@@ -164,10 +164,12 @@ func TestLoad(t *testing.T) {
 		}
 	}
 	client.CloseIdleConnections()
-	// The store's pool may keep a few more connections than the warm-up
-	// needed (two goroutines each, up to one per concurrent request); a
-	// leak grows with the operations, not with the connections.
-	slack := 5 + float64(conns)/4
+	// The store's pool may keep more connections than the warm-up needed
+	// (two goroutines each, at most one per concurrent request), more so
+	// when other tests share the machine. A leak grows with the operations
+	// (thousands here), not with the connections: 2 per connection is room
+	// for the pool, not for a leak.
+	slack := 5 + 2*float64(conns)
 	var g, heap float64
 	for range 50 { // give the server a moment to see the closed connections
 		time.Sleep(100 * time.Millisecond)
