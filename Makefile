@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/quantapix/hqd/internal/version.Version=$(VERSION)
 TOOLS   := scripts/tools.sh
 
-.PHONY: all web build run test test-long test-unit fuzz load tools bench vet clean
+.PHONY: all web build run test test-long test-unit fuzz load soak tools bench vet clean
 
 all: build
 
@@ -34,6 +34,13 @@ test: tools web vet
 load: tools
 	HQD_LOAD=1 HQD_TOOLS_DIR=$${HQD_TOOLS_DIR:-$$HOME/.cache/hqd/tools} $(GO) test -count=1 -timeout 10m -run TestLoad -v ./bench/
 
+# The soak: 10 minutes of the same traffic over 256 connections (nothing
+# lost, no 5xx, goroutines and heap back to their baseline), then the store
+# broken and restored under it.
+SOAKTIME ?= 10m
+soak: tools
+	HQD_LOAD=1 HQD_LOAD_DURATION=$(SOAKTIME) HQD_TOOLS_DIR=$${HQD_TOOLS_DIR:-$$HOME/.cache/hqd/tools} $(GO) test -count=1 -timeout 60m -run 'TestLoad|TestStoreOutage' -v ./bench/
+
 # Longer fuzzing runs (make test runs every fuzz target's seed corpus, and
 # FuzzEvaluate for 10 s).
 FUZZTIME ?= 2m
@@ -43,6 +50,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/auth/
 	$(GO) test -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/lake/
 	$(GO) test -run '^$$' -fuzz '^FuzzReadLines$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/lake/
+	$(GO) test -run '^$$' -fuzz '^FuzzWriter$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/sse/
 
 # The tests too slow for every run (STS credentials expiring: 16 minutes).
 test-long: tools

@@ -22,11 +22,18 @@ import (
 // TestLoad drives mixed files traffic (GET, PUT, LIST, DELETE) at hqd on
 // MinIO: no 5xx, every acknowledged write is what a later read returns,
 // and hqd's goroutines and heap come back down afterwards. make test runs
-// it for 5 s with 32 connections; HQD_LOAD=1 (make load) for 60 s with 256.
+// it for 5 s with 32 connections; HQD_LOAD=1 (make load) for 60 s with 256;
+// HQD_LOAD_DURATION sets another length (make soak: 10 minutes).
 func TestLoad(t *testing.T) {
 	d, conns := 5*time.Second, 32
 	if os.Getenv("HQD_LOAD") == "1" {
 		d, conns = 60*time.Second, 256
+	}
+	if v := os.Getenv("HQD_LOAD_DURATION"); v != "" {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil || d <= 0 {
+			t.Fatalf("HQD_LOAD_DURATION=%q: want a positive Go duration such as 10m", v)
+		}
 	}
 	m := itest.StartMinIO(t)
 	bucket := m.Bucket(t)

@@ -142,24 +142,62 @@ func NewWriter(w http.ResponseWriter, retry, writeTimeout time.Duration) (*Write
 // Event writes one event and flushes it.
 func (sw *Writer) Event(ev Event) error { return sw.Events([]Event{ev}) }
 
-// Events writes several events with one flush.
+// MaxData is the most data one event may carry. A larger event is not
+// sent (a comment says so): no client has to hold an unbounded line, and
+// the ids stay in order so resuming still works.
+const MaxData = 1 << 20
+
+// Events writes several events with one flush. Whatever bytes an event
+// holds, it stays one event: a line break in the data continues it on
+// another data line (clients join them with "\n"), and one in the type is
+// dropped, so no data can forge an event or an id.
 func (sw *Writer) Events(evs []Event) error {
 	for _, ev := range evs {
+		if len(ev.Data) > MaxData {
+			sw.buf.WriteString(": event ")
+			sw.buf.WriteString(strconv.FormatInt(ev.ID, 10))
+			sw.buf.WriteString(" too large (")
+			sw.buf.WriteString(strconv.Itoa(len(ev.Data)))
+			sw.buf.WriteString(" bytes), not sent\n\n")
+			continue
+		}
 		sw.buf.WriteString("id: ")
 		sw.buf.WriteString(strconv.FormatInt(ev.ID, 10))
 		sw.buf.WriteString("\nevent: ")
-		sw.buf.WriteString(ev.Type)
-		sw.buf.WriteString("\ndata: ")
-		sw.buf.Write(ev.Data)
+		writeOneLine(&sw.buf, ev.Type)
+		data := ev.Data
+		for {
+			sw.buf.WriteString("\ndata: ")
+			i := bytes.IndexAny(data, "\r\n")
+			if i < 0 {
+				sw.buf.Write(data)
+				break
+			}
+			sw.buf.Write(data[:i])
+			if data[i] == '\r' && i+1 < len(data) && data[i+1] == '\n' {
+				i++ // CRLF is one line break, as a client reads it
+			}
+			data = data[i+1:]
+		}
 		sw.buf.WriteString("\n\n")
 	}
 	return sw.flush()
 }
 
+// writeOneLine writes s without its CR and LF bytes (a type or a comment
+// must not start another field).
+func writeOneLine(b *bytes.Buffer, s string) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c != '\r' && c != '\n' {
+			b.WriteByte(c)
+		}
+	}
+}
+
 // Comment writes a comment line (a heartbeat).
 func (sw *Writer) Comment(text string) error {
 	sw.buf.WriteString(": ")
-	sw.buf.WriteString(text)
+	writeOneLine(&sw.buf, text)
 	sw.buf.WriteString("\n\n")
 	return sw.flush()
 }
