@@ -210,6 +210,16 @@ func resolveRange(r Range, size int64) (first, last int64, ok bool) {
 	return r.Start, last, true
 }
 
+// putError names a failed write of the temp file: a full disk is ErrFull
+// (the old file is untouched, only the temp file is lost); anything else
+// is the body's or the disk's trouble.
+func putError(key string, err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("writing %s: %w (%w)", key, ErrFull, err)
+	}
+	return fmt.Errorf("writing %s: %w", key, err)
+}
+
 // Put writes the file: to a temp file first, then, holding the key's lock,
 // checks the conditions and renames it into place.
 func (d *Dir) Put(ctx context.Context, key string, body io.Reader, opt PutOptions) (Info, error) {
@@ -233,13 +243,13 @@ func (d *Dir) Put(ctx context.Context, key string, body io.Reader, opt PutOption
 	n, err := io.CopyBuffer(io.MultiWriter(tmp, h), body, *buf)
 	copyBuffers.Put(buf)
 	if err != nil {
-		return Info{}, fmt.Errorf("writing %s: %w", key, err)
+		return Info{}, putError(key, err)
 	}
 	if opt.Size >= 0 && n != opt.Size {
 		return Info{}, fmt.Errorf("writing %s: got %d bytes, want %d", key, n, opt.Size)
 	}
 	if err := tmp.Sync(); err != nil {
-		return Info{}, &UnavailableError{Op: "put", Temporary: true, Err: err}
+		return Info{}, putError(key, err)
 	}
 	st, err := tmp.Stat()
 	if err != nil {
@@ -253,7 +263,7 @@ func (d *Dir) Put(ctx context.Context, key string, body io.Reader, opt PutOption
 	b, _ := json.Marshal(meta)                         // a plain struct always marshals
 	_ = unix.Fsetxattr(int(tmp.Fd()), metaXattr, b, 0) // without xattrs the ETag is recomputed on read
 	if err := tmp.Close(); err != nil {
-		return Info{}, &UnavailableError{Op: "put", Temporary: true, Err: err}
+		return Info{}, putError(key, err)
 	}
 
 	mu := d.lock(key)

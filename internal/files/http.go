@@ -63,6 +63,8 @@ func storeError(err error, rel string) error {
 		return &httpx.Error{Status: http.StatusPreconditionFailed, Code: "precondition_failed", Msg: "the file's current version does not match If-Match / If-None-Match; nothing was changed", Err: err}
 	case errors.Is(err, ErrConflict):
 		return &httpx.Error{Status: http.StatusConflict, Code: "path_conflict", Msg: "a file and a folder cannot share the name " + rel, Err: err}
+	case errors.Is(err, ErrFull):
+		return &httpx.Error{Status: http.StatusInsufficientStorage, Code: "storage_full", Msg: "the server has no room for this file; nothing was changed", Err: err}
 	case errors.As(err, &ue):
 		if ue.Temporary {
 			return &httpx.Error{Status: http.StatusServiceUnavailable, Code: "store_unavailable", Msg: "the file store is unavailable; try again shortly", Err: err, RetryAfter: 5}

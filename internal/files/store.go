@@ -20,6 +20,9 @@ var (
 	ErrNotModified  = errors.New("not modified")
 	ErrBadRange     = errors.New("range not satisfiable")
 	ErrConflict     = errors.New("path conflicts with an existing file or folder")
+	// ErrFull: the store has no room for the write (a full disk or quota);
+	// nothing was changed.
+	ErrFull = errors.New("the store is full")
 	ErrBadToken     = errors.New("continuation token not valid for this listing")
 )
 
