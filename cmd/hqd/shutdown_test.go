@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/quantapix/hqd/internal/itest"
+)
+
+// TestShutdownWithStreams sends SIGTERM to hqd with 2,000 event streams
+// open on a running job: every stream gets its final shutdown event with
+// a retry hint, every one is closed within 2 s, and hqd exits 0.
+func TestShutdownWithStreams(t *testing.T) {
+	const n = 2000
+	project := itest.LakeProject(t, map[string]map[string]any{"Standin.Loop": {"action": "loop"}})
+	h := jobsHQD(t, project, "HQD_JOB_TIMEOUT=5m")
+	tok := devSignIn(t, h, "many@example.com", "Passw0rd!").AccessToken
+	a, job := submit(t, h, tok, `{"target":"Standin.Loop"}`)
+	if a.status != 202 {
+		t.Fatalf("submit = %d %s", a.status, a.body)
+	}
+	u, _ := url.Parse(h.URL)
+	req := "GET " + job.Events + " HTTP/1.1\r\nHost: " + u.Host + "\r\nAuthorization: Bearer " + tok + "\r\n\r\n"
+
+	// Plain connections: 2,000 HTTP clients would cost more than hqd.
+	type outcome struct {
+		body   []byte
+		closed time.Time
+	}
+	results := make([]outcome, n)
+	var opened, wg sync.WaitGroup
+	for i := range n {
+		c, err := net.Dial("tcp", u.Host)
+		if err != nil {
+			t.Fatalf("stream %d: %v", i, err)
+		}
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatalf("stream %d: %v", i, err)
+		}
+		opened.Add(1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Close()
+			var buf bytes.Buffer
+			chunk := make([]byte, 512)
+			first := true
+			for {
+				_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+				k, err := c.Read(chunk)
+				buf.Write(chunk[:k])
+				if first && bytes.Contains(buf.Bytes(), []byte("retry:")) {
+					first = false
+					opened.Done()
+				}
+				if err != nil {
+					break
+				}
+			}
+			if first {
+				opened.Done()
+			}
+			results[i] = outcome{buf.Bytes(), time.Now()}
+		}()
+	}
+	opened.Wait()
+	var st map[string]any
+	do(t, "GET", h.URL+"/api/jobs/"+job.ID, tok, nil).decode(t, &st)
+	if st["status"] != "running" {
+		t.Fatalf("the job is %v", st["status"])
+	}
+
+	start := time.Now()
+	_ = h.cmd.Process.Signal(syscall.SIGTERM)
+	wg.Wait()
+	var missing, late int
+	var slowest time.Duration
+	for i, r := range results {
+		if !bytes.HasPrefix(r.body, []byte("HTTP/1.1 200")) || !bytes.Contains(r.body, []byte("event: shutdown\ndata: {\"retryMs\":")) {
+			if missing == 0 {
+				t.Logf("stream %d read: %q", i, tail(r.body))
+			}
+			missing++
+		}
+		if d := r.closed.Sub(start); d > 2*time.Second {
+			late++
+		} else {
+			slowest = max(slowest, d)
+		}
+	}
+	t.Logf("%d streams: %d without the shutdown event, %d closed after 2 s, the rest within %s", n, missing, late, slowest)
+	if missing > 0 || late > 0 {
+		t.Errorf("%d of %d streams lacked the shutdown event, %d closed after 2 s", missing, n, late)
+	}
+	select {
+	case <-h.exited:
+		if code := h.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Errorf("exit code %d, want 0", code)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("hqd did not exit")
+	}
+}
+
+func tail(b []byte) string {
+	s := string(b)
+	if len(s) > 300 {
+		s = s[len(s)-300:]
+	}
+	return strings.TrimSpace(s)
+}
