@@ -22,8 +22,8 @@ var (
 	ErrConflict     = errors.New("path conflicts with an existing file or folder")
 	// ErrFull: the store has no room for the write (a full disk or quota);
 	// nothing was changed.
-	ErrFull = errors.New("the store is full")
-	ErrBadToken     = errors.New("continuation token not valid for this listing")
+	ErrFull     = errors.New("the store is full")
+	ErrBadToken = errors.New("continuation token not valid for this listing")
 )
 
 // UnavailableError is a store that could not be reached or failed; the
