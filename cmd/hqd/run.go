@@ -275,6 +275,11 @@ func (a *App) newJobs() error {
 	cfg := a.cfg
 	a.shutdown = make(chan struct{})
 	a.iso = lake.DetectIsolation(cfg.JobsUnconfined)
+	if n, err := a.iso.Sweep(); err != nil {
+		a.log.Warn("removing the job cgroups of an earlier daemon", "removed", n, "err", err)
+	} else if n > 0 {
+		a.log.Warn("removed the job cgroups of an earlier daemon that did not stop cleanly", "removed", n)
+	}
 	a.log.Info("job isolation", "mode", a.iso.Mode, "detail", a.iso.Detail)
 	self, err := os.Executable()
 	if err != nil {

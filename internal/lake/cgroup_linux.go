@@ -54,6 +54,86 @@ func DetectIsolation(allowUnconfined bool) *Isolation {
 	return &Isolation{Mode: IsolationNone, Detail: "no usable cgroups (" + strings.Join(why, "; ") + "); jobs are refused unless HQD_JOBS_UNCONFINED=1"}
 }
 
+// Job cgroups are named run-{daemon pid}.{its start time}-{random}: a
+// daemon killed with SIGKILL leaves its runs' cgroups (and, where a job
+// outlived its helper, processes) behind, and the next daemon sweeps
+// those whose owner is gone. Two daemons sharing a parent cgroup (tests
+// do) never touch each other's runs.
+const runPrefix = "run-"
+
+// process identifies a process across pid reuse.
+type process struct{ owner string }
+
+var daemon = process{owner: ownerOf(os.Getpid())}
+
+// ownerOf is "pid.starttime" of a running process, or "" when it is gone.
+func ownerOf(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return ""
+	}
+	// The command name may hold spaces and parentheses: fields count from
+	// the last ')'. starttime is field 22, the 20th after it.
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 20 {
+		return ""
+	}
+	return strconv.Itoa(pid) + "." + f[19]
+}
+
+// Sweep kills the processes of, and removes, every job cgroup whose
+// daemon is no longer running; it returns how many it removed. hqd calls
+// it at start, so a crash leaves no job running and no cgroup behind.
+func (iso *Isolation) Sweep() (int, error) {
+	var parents []string
+	switch iso.Mode {
+	case IsolationCgroup2:
+		parents = []string{iso.v2}
+	case IsolationCgroup1:
+		for _, c := range controllers {
+			parents = append(parents, iso.v1[c])
+		}
+	default:
+		return 0, nil
+	}
+	stale := map[string]*group{}
+	for _, p := range parents {
+		ents, err := os.ReadDir(p)
+		if err != nil {
+			return 0, err
+		}
+		for _, e := range ents {
+			owner, _, ok := strings.Cut(strings.TrimPrefix(e.Name(), runPrefix), "-")
+			if !e.IsDir() || !strings.HasPrefix(e.Name(), runPrefix) || !ok || !strings.Contains(owner, ".") {
+				continue
+			}
+			pid, err := strconv.Atoi(owner[:strings.IndexByte(owner, '.')])
+			if err != nil || ownerOf(pid) == owner {
+				continue // a running daemon's
+			}
+			g := stale[e.Name()]
+			if g == nil {
+				g = &group{}
+				stale[e.Name()] = g
+			}
+			d := filepath.Join(p, e.Name())
+			g.dirs = append(g.dirs, d)
+			if iso.Mode == IsolationCgroup2 {
+				g.v2 = d
+			}
+		}
+	}
+	var errs []error
+	for _, g := range stale {
+		if err := g.kill(); err != nil {
+			errs = append(errs, err)
+		}
+		g.remove()
+	}
+	return len(stale), errors.Join(errs...)
+}
+
 // ownCgroups reads /proc/self/cgroup: controller (or "" for v2) → path.
 func ownCgroups() (map[string]string, error) {
 	f, err := os.Open("/proc/self/cgroup")

@@ -82,11 +82,11 @@ func (r *Runner) Run(ctx context.Context, spec Spec, line func(stream, text stri
 	if r.Iso == nil || r.Iso.Mode == IsolationNone {
 		return Outcome{}, ErrNoIsolation
 	}
-	// A random name: a cgroup left behind by an earlier daemon (a crash, or
-	// a pid reused on a machine with a small pid_max) is never taken over.
+	// The daemon's identity and a random part: a cgroup left behind by an
+	// earlier daemon is never taken over, and Sweep knows whose it is.
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:]) // crypto/rand.Read never fails on Linux
-	name := "run-" + hex.EncodeToString(rnd[:])
+	name := runPrefix + daemon.owner + "-" + hex.EncodeToString(rnd[:])
 	// Pdeathsig fires when the thread that forked the child exits, not the
 	// process: keep this goroutine on its thread until the child is reaped.
 	runtime.LockOSThread()
