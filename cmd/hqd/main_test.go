@@ -74,6 +74,9 @@ func startHQD(t testing.TB, env []string, args ...string) *hqd {
 	t.Cleanup(func() {
 		_ = h.cmd.Process.Kill() // it may have exited already
 		<-h.exited
+		for _, l := range leaks(h.Stdout() + h.Stderr()) {
+			t.Errorf("hqd's output carries %s", l)
+		}
 		if t.Failed() {
 			t.Logf("hqd stdout:\n%s\nhqd stderr:\n%s", h.Stdout(), h.Stderr())
 		}
@@ -186,6 +189,8 @@ func do(t testing.TB, method, url, token string, body io.Reader, hdr ...string) 
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	note(token, "bearer token")
+	remember(b)
 	return call{resp.StatusCode, resp.Header, b}
 }
 
@@ -193,6 +198,7 @@ func do(t testing.TB, method, url, token string, body io.Reader, hdr ...string) 
 func cognito(t testing.TB, endpoint, action string, in any) call {
 	t.Helper()
 	b, _ := json.Marshal(in)
+	remember(b) // passwords and refresh tokens sent
 	return do(t, "POST", endpoint, "", bytes.NewReader(b),
 		"X-Amz-Target", "AWSCognitoIdentityProviderService."+action, "Content-Type", "application/x-amz-json-1.1")
 }
