@@ -44,9 +44,10 @@ soak: tools
 # Longer fuzzing runs (make test runs every fuzz target's seed corpus, and
 # FuzzEvaluate for 10 s).
 FUZZTIME ?= 2m
+PATHFUZZ ?= 1000000x # the path rules: at least 10⁶ executions
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzEvaluate$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/evaluate/
-	$(GO) test -run '^$$' -fuzz '^FuzzCheckPath$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/files/
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckPath$$' -fuzztime $(PATHFUZZ) -fuzzminimizetime 2s ./internal/files/
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/auth/
 	$(GO) test -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/lake/
 	$(GO) test -run '^$$' -fuzz '^FuzzReadLines$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/lake/
