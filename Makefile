@@ -44,7 +44,8 @@ soak: tools
 # Longer fuzzing runs (make test runs every fuzz target's seed corpus, and
 # FuzzEvaluate for 10 s).
 FUZZTIME ?= 2m
-PATHFUZZ ?= 1000000x # the path rules: at least 10⁶ executions
+# The path rules get at least 10⁶ executions.
+PATHFUZZ ?= 1000000x
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzEvaluate$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/evaluate/
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckPath$$' -fuzztime $(PATHFUZZ) -fuzzminimizetime 2s ./internal/files/
