@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -89,13 +90,19 @@ func start(t *testing.T, env ...string) *proc {
 	port := itest.FreePort(t)
 	cmd := exec.Command(binary(t), "dev", fmt.Sprintf("--addr=127.0.0.1:%d", port), "--data-dir="+t.TempDir(), "--log-level=warn")
 	cmd.Env = append(append(os.Environ(), "NOTIFY_SOCKET="+sock, "HQD_METRICS_ADDR="), env...) // the last of a name wins
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	begin := time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if l := leak(stdout.String() + stderr.String()); l != "" {
+			t.Errorf("hqd's output carries %s", l)
+		}
+	})
 	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
 	buf := make([]byte, 64)
 	n, err := conn.Read(buf)
@@ -137,7 +144,32 @@ func signIn(t *testing.T, base string) string {
 	if tok == "" {
 		t.Fatalf("no token: %v", out)
 	}
+	refresh, _ := ar["RefreshToken"].(string)
+	secrets.Store(tok, "access token")
+	secrets.Store(refresh, "refresh token")
 	return tok
+}
+
+// secrets are the tokens handed out by signIn; no hqd output may carry
+// them, or anything shaped like a JWT.
+var (
+	secrets  sync.Map
+	jwtShape = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.`)
+)
+
+// leak names the first secret found in hqd's output, or "".
+func leak(out string) string {
+	if jwtShape.MatchString(out) {
+		return "a JWT"
+	}
+	found := ""
+	secrets.Range(func(k, v any) bool {
+		if s := k.(string); s != "" && strings.Contains(out, s) {
+			found = "a " + v.(string)
+		}
+		return found == ""
+	})
+	return found
 }
 
 // throughput runs op from workers goroutines for d and returns ops/s.
