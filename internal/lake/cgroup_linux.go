@@ -61,12 +61,11 @@ func DetectIsolation(allowUnconfined bool) *Isolation {
 // do) never touch each other's runs.
 const runPrefix = "run-"
 
-// process identifies a process across pid reuse.
-type process struct{ owner string }
+// daemonOwner is this process as its runs' names carry it.
+var daemonOwner = ownerOf(os.Getpid())
 
-var daemon = process{owner: ownerOf(os.Getpid())}
-
-// ownerOf is "pid.starttime" of a running process, or "" when it is gone.
+// ownerOf is "pid.starttime" of a running process, or "" when it is gone:
+// the start time tells a reused pid from the daemon that had it.
 func ownerOf(pid int) string {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
@@ -75,8 +74,11 @@ func ownerOf(pid int) string {
 	// The command name may hold spaces and parentheses: fields count from
 	// the last ')'. starttime is field 22, the 20th after it.
 	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return ""
+	}
 	f := strings.Fields(string(b[i+1:]))
-	if i < 0 || len(f) < 20 {
+	if len(f) < 20 {
 		return ""
 	}
 	return strconv.Itoa(pid) + "." + f[19]

@@ -86,7 +86,7 @@ func (r *Runner) Run(ctx context.Context, spec Spec, line func(stream, text stri
 	// earlier daemon is never taken over, and Sweep knows whose it is.
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:]) // crypto/rand.Read never fails on Linux
-	name := runPrefix + daemon.owner + "-" + hex.EncodeToString(rnd[:])
+	name := runPrefix + daemonOwner + "-" + hex.EncodeToString(rnd[:])
 	// Pdeathsig fires when the thread that forked the child exits, not the
 	// process: keep this goroutine on its thread until the child is reaped.
 	runtime.LockOSThread()
