@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"github.com/quantapix/hqd/internal/itest"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -222,6 +223,48 @@ func TestRunUnconfined(t *testing.T) {
 	for _, pid := range c.pids() {
 		if alive(pid) {
 			t.Errorf("process %d survived", pid)
+		}
+	}
+}
+
+// TestSweep: the cgroups of a daemon that is gone are removed, with the
+// process left in them; those of a running daemon (this test) are not.
+func TestSweep(t *testing.T) {
+	iso := isolation(t)
+	lim := Limits{Memory: 64 << 20, Pids: 8, CPU: 1}
+	dead, err := iso.newGroup(runPrefix+"99999999.1-"+strconv.Itoa(os.Getpid()), lim) // no such pid
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, err := iso.newGroup(runPrefix+daemonOwner+"-sweeptest", lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mine.remove()
+	orphan := exec.Command("sleep", "300")
+	if err := orphan.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range dead.procsFiles() {
+		if err := writeFile(f, strconv.Itoa(orphan.Process.Pid)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := iso.Sweep()
+	if err != nil || n < 1 {
+		t.Fatalf("Sweep = %d, %v", n, err)
+	}
+	if err := orphan.Wait(); err == nil {
+		t.Error("the orphan in the dead daemon's cgroup was not killed")
+	}
+	for _, d := range dead.dirs {
+		if _, err := os.Stat(d); err == nil {
+			t.Errorf("%s survived the sweep", d)
+		}
+	}
+	for _, d := range mine.dirs {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("a running daemon's cgroup was swept: %v", err)
 		}
 	}
 }
