@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -99,7 +98,7 @@ func start(t *testing.T, env ...string) *proc {
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		if l := leak(stdout.String() + stderr.String()); l != "" {
+		for _, l := range secrets.Leaks(stdout.String() + stderr.String()) {
 			t.Errorf("hqd's output carries %s", l)
 		}
 	})
@@ -145,32 +144,14 @@ func signIn(t *testing.T, base string) string {
 		t.Fatalf("no token: %v", out)
 	}
 	refresh, _ := ar["RefreshToken"].(string)
-	secrets.Store(tok, "access token")
-	secrets.Store(refresh, "refresh token")
+	secrets.Note(tok, "access token")
+	secrets.Note(refresh, "refresh token")
 	return tok
 }
 
-// secrets are the tokens handed out by signIn; no hqd output may carry
+// secrets are the tokens handed out by signIn: no hqd output may carry
 // them, or anything shaped like a JWT.
-var (
-	secrets  sync.Map
-	jwtShape = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.`)
-)
-
-// leak names the first secret found in hqd's output, or "".
-func leak(out string) string {
-	if jwtShape.MatchString(out) {
-		return "a JWT"
-	}
-	found := ""
-	secrets.Range(func(k, v any) bool {
-		if s := k.(string); s != "" && strings.Contains(out, s) {
-			found = "a " + v.(string)
-		}
-		return found == ""
-	})
-	return found
-}
+var secrets itest.Secrets
 
 // throughput runs op from workers goroutines for d and returns ops/s.
 func throughput(t *testing.T, workers int, d time.Duration, op func() error) float64 {

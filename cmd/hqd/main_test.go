@@ -74,7 +74,7 @@ func startHQD(t testing.TB, env []string, args ...string) *hqd {
 	t.Cleanup(func() {
 		_ = h.cmd.Process.Kill() // it may have exited already
 		<-h.exited
-		for _, l := range leaks(h.Stdout() + h.Stderr()) {
+		for _, l := range seen.Leaks(h.Stdout() + h.Stderr()) {
 			t.Errorf("hqd's output carries %s", l)
 		}
 		if t.Failed() {

@@ -2,17 +2,16 @@ package main
 
 import (
 	"encoding/json"
-	"regexp"
-	"strings"
-	"sync"
 	"testing"
+
+	"github.com/quantapix/hqd/internal/itest"
 )
 
-// Every secret a test sees (tokens, refresh tokens, STS keys, stream
-// tickets, passwords), remembered from every request and answer that goes
-// through do, so that every hqd this package starts has its whole log
-// checked against all of them when it stops.
-var seen sync.Map // secret → what it is
+// seen is every secret a test sees (tokens, refresh tokens, STS keys,
+// stream tickets, passwords), remembered from every request and answer
+// that goes through do, so that every hqd this package starts has its
+// whole output checked against all of them when it stops.
+var seen itest.Secrets
 
 // secretFields are the JSON fields whose string values are secrets.
 var secretFields = map[string]string{
@@ -27,16 +26,10 @@ var secretFields = map[string]string{
 // tests use it too, so it is no secret.
 const bannerPassword = "Passw0rd!"
 
-// note remembers a secret. Short tokens are test garbage ("abc"), and
-// passwords of letters only are the weak ones tests send to be refused
-// ("password"): both would match innocent log text.
+// note remembers a secret, unless it is the banner's example.
 func note(s, what string) {
-	switch {
-	case s == bannerPassword:
-	case what == "password" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") == "":
-	case what != "password" && len(s) < 20:
-	default:
-		seen.Store(s, what)
+	if s != bannerPassword {
+		seen.Note(s, what)
 	}
 }
 
@@ -65,32 +58,13 @@ func remember(b []byte) {
 	walk(v)
 }
 
-// jwtShape is any JWT, whoever issued it.
-var jwtShape = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.`)
-
-// leaks lists what of the secrets seen so far, or anything shaped like a
-// JWT, hqd's output carries.
-func leaks(logs string) []string {
-	var out []string
-	if m := jwtShape.FindString(logs); m != "" {
-		out = append(out, "a JWT ("+m[:20]+"…)")
-	}
-	seen.Range(func(k, v any) bool {
-		if strings.Contains(logs, k.(string)) {
-			out = append(out, "a "+v.(string))
-		}
-		return true
-	})
-	return out
-}
-
 func TestCheckLogsCatches(t *testing.T) {
 	remember([]byte(`{"AuthenticationResult":{"RefreshToken":"r-123456789012345678901"},"credentials":{"secretAccessKey":"s-123456789012345678901"}}`))
 	for _, logs := range []string{`{"msg":"x","t":"r-123456789012345678901"}`, `{"msg":"s-123456789012345678901"}`, `{"auth":"Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"}`} {
-		if len(leaks(logs)) == 0 {
-			t.Errorf("checkLogs let through %s", logs)
+		if len(seen.Leaks(logs)) == 0 {
+			t.Errorf("the scan let through %s", logs)
 		}
 	}
-	seen.Delete("r-123456789012345678901")
-	seen.Delete("s-123456789012345678901")
+	seen.Forget("r-123456789012345678901")
+	seen.Forget("s-123456789012345678901")
 }

@@ -166,6 +166,14 @@ func (sw *Writer) Events(evs []Event) error {
 		sw.buf.WriteString("\nevent: ")
 		writeOneLine(&sw.buf, ev.Type)
 		data := ev.Data
+		if bytes.IndexByte(data, '\n') < 0 && bytes.IndexByte(data, '\r') < 0 {
+			// JSON data has no raw line breaks: one vectorised scan each, on
+			// the path every subscriber takes for every event.
+			sw.buf.WriteString("\ndata: ")
+			sw.buf.Write(data)
+			sw.buf.WriteString("\n\n")
+			continue
+		}
 		for {
 			sw.buf.WriteString("\ndata: ")
 			i := bytes.IndexAny(data, "\r\n")
