@@ -69,8 +69,13 @@ vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
-bench: tools
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/auth/ ./internal/files/ ./cmd/hqd/
+# Issue 9's comparisons (P1–P7), side by side in alternating rounds, written
+# to docs/BENCHMARKS.md and docs/benchmarks.png (about 15 minutes), then the
+# packages' own go benchmarks. Needs the app built (P6 serves it).
+bench: tools web
+	@bash $(TOOLS) caddy >/dev/null
+	HQD_BENCH=1 HQD_TOOLS_DIR=$${HQD_TOOLS_DIR:-$$HOME/.cache/hqd/tools} $(GO) test -count=1 -timeout 60m -run '^TestBench$$' -v ./bench/
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/auth/ ./internal/files/ ./internal/sse/ ./cmd/hqd/
 
 clean:
 	rm -rf bin

@@ -34,6 +34,13 @@ import (
 // tiny smoke run of `make test`.
 func full() bool { return os.Getenv("HQD_BENCH") == "1" }
 
+// want says whether figure id is to be measured: all of them, unless
+// HQD_BENCH_ONLY names some ("P4,P7"); a partial run writes no report.
+func want(id string) bool {
+	only := os.Getenv("HQD_BENCH_ONLY")
+	return only == "" || slices.Contains(strings.Split(only, ","), id)
+}
+
 type figure struct {
 	ID, Name, Budget string
 	Value            float64
@@ -210,7 +217,40 @@ func TestBench(t *testing.T) {
 		rounds, d = 5, 3*time.Second
 	}
 	var figs []figure
+	if want("P1") || want("P2") {
+		figs = append(figs, p1p2(t, rounds, d, workers)...)
+	}
+	if want("P5") {
+		figs = append(figs, p5(t, rounds)...)
+	}
+	if want("P4") {
+		streams := 100
+		if full() {
+			streams = 10000
+		}
+		figs = append(figs, p4(t, streams)...)
+	}
+	if want("P3") {
+		figs = append(figs, p3(t)...)
+	}
+	if want("P7") {
+		figs = append(figs, p7(t, rounds)...)
+	}
+	for _, f := range figs {
+		t.Logf("%s %-60s %10.2f %-6s ratio %.2f budget %s met %v %s", f.ID, f.Name, f.Value, f.Unit, f.Ratio, f.Budget, f.Met, f.Note)
+	}
+	if full() && os.Getenv("HQD_BENCH_ONLY") == "" {
+		if err := write(figs); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
 
+// p1p2: 4 KiB raw GET and PUT through hqd on MinIO against the same Go
+// client talking to MinIO directly, concurrency 8 (P1), and hqd's own
+// share of those requests from its histogram (P2).
+func p1p2(t *testing.T, rounds int, d time.Duration, workers int) []figure {
+	var figs []figure
 	// P1: 4 KiB raw GET and PUT through hqd on MinIO against the same Go
 	// client talking to MinIO directly, concurrency 8.
 	m := itest.StartMinIO(t)
@@ -278,7 +318,11 @@ func TestBench(t *testing.T) {
 			figure{ID: "P2", Name: "hqd's own time per files " + method + ", p99", Budget: "≤ 2 ms", Value: p99, Unit: "ms", Met: p99 <= 2})
 	}
 
-	// P5: idle resident memory and the time from start to READY.
+	return figs
+}
+
+// p5: idle resident memory and the time from start to READY.
+func p5(t *testing.T, rounds int) []figure {
 	var readies, rss []float64
 	for range max(rounds, 3) {
 		q := start(t)
@@ -288,25 +332,9 @@ func TestBench(t *testing.T) {
 		_ = q.cmd.Process.Kill()
 	}
 	r, mem := median(readies), median(rss)
-	figs = append(figs,
-		figure{ID: "P5", Name: "start to READY (hqd dev)", Budget: "≤ 200 ms", Value: r, Unit: "ms", Met: r <= 200},
-		figure{ID: "P5", Name: "idle resident memory (hqd dev)", Budget: "≤ 25 MB", Value: mem, Unit: "MB", Met: mem <= 25})
-
-	streams := 100
-	if full() {
-		streams = 10000
-	}
-	figs = append(figs, p4(t, streams)...)
-	figs = append(figs, p3(t)...)
-	figs = append(figs, p7(t, rounds)...)
-
-	for _, f := range figs {
-		t.Logf("%s %-60s %10.2f %-6s ratio %.2f budget %s met %v %s", f.ID, f.Name, f.Value, f.Unit, f.Ratio, f.Budget, f.Met, f.Note)
-	}
-	if full() {
-		if err := write(figs); err != nil {
-			t.Fatal(err)
-		}
+	return []figure{
+		{ID: "P5", Name: "start to READY (hqd dev)", Budget: "≤ 200 ms", Value: r, Unit: "ms", Met: r <= 200},
+		{ID: "P5", Name: "idle resident memory (hqd dev)", Budget: "≤ 25 MB", Value: mem, Unit: "MB", Met: mem <= 25},
 	}
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the pinned test services hqd's tests start (MinIO, cognito-local, Pebble) on first use.
-# Usage: scripts/tools.sh [minio|cognito-local|pebble|all]
+# Usage: scripts/tools.sh [minio|cognito-local|pebble|chromium|tflint|tfsec|caddy|all] (all: what make test needs)
 # Everything goes under $HQD_TOOLS_DIR (default ~/.cache/hqd/tools) so a machine that
 # keeps its cache installs each tool once; a new machine installs it here, never by hand.
 set -euo pipefail
@@ -10,6 +10,7 @@ COGNITO_LOCAL_VERSION=5.3.0
 PEBBLE_VERSION=v2.10.1
 TFLINT_VERSION=v0.64.0
 TFSEC_VERSION=v1.26.0
+CADDY_VERSION=v2.11.9 # make bench only (P6: the app's assets against Caddy's file_server)
 
 TOOLS_DIR=${HQD_TOOLS_DIR:-$HOME/.cache/hqd/tools}
 mkdir -p "$TOOLS_DIR/bin"
@@ -75,6 +76,7 @@ case "$what" in
   chromium) install_chromium ;;
   tflint) install_go_tool tflint github.com/terraform-linters/tflint "$TFLINT_VERSION" ;;
   tfsec) install_go_tool tfsec github.com/aquasecurity/tfsec/cmd/tfsec "$TFSEC_VERSION" ;;
+  caddy) install_go_tool caddy github.com/caddyserver/caddy/v2/cmd/caddy "$CADDY_VERSION" ;;
   all) install_minio; install_cognito_local; install_pebble; install_chromium
        install_go_tool tflint github.com/terraform-linters/tflint "$TFLINT_VERSION"
        install_go_tool tfsec github.com/aquasecurity/tfsec/cmd/tfsec "$TFSEC_VERSION" ;;

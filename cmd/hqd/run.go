@@ -489,6 +489,9 @@ func (a *App) Run(ctx context.Context) error {
 		cancelBase()
 		a.jobs.Close() // kills running jobs; their streams end with done
 		err := srv.Shutdown(sctx)
+		if err == nil {
+			err = a.jobRoutes.Wait(sctx) // streams that left net/http said goodbye too
+		}
 		if metricsSrv != nil {
 			_ = metricsSrv.Shutdown(sctx) // scrapes are short; the main server's error is the one that matters
 		}

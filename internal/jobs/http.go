@@ -8,7 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"github.com/quantapix/hqd/internal/evaluate"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quantapix/hqd/internal/auth"
+	"github.com/quantapix/hqd/internal/evaluate"
 	"github.com/quantapix/hqd/internal/httpx"
 	"github.com/quantapix/hqd/internal/lake"
 	"github.com/quantapix/hqd/internal/sse"
@@ -47,6 +49,20 @@ type Handlers struct {
 
 	ticketKey []byte
 	streams   prometheus.Gauge
+	detached  sync.WaitGroup // streams that own their connection (sse.Detach)
+}
+
+// Wait waits until every detached stream has ended, or ctx ends. The
+// server's Shutdown does not see them: they left net/http when they began.
+func (h *Handlers) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { h.detached.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("event streams still open: %w", ctx.Err())
+	}
 }
 
 // Init prepares the ticket key and the stream metric.
@@ -326,15 +342,32 @@ func (h *Handlers) events(w http.ResponseWriter, r *http.Request) error {
 		return notFound()
 	}
 	last, _ := strconv.ParseInt(r.Header.Get("Last-Event-ID"), 10, 64)
-	sw, err := sse.NewWriter(w, 3*time.Second, 10*time.Second)
+	// Over HTTP/1.1 the stream takes its connection over and runs on its
+	// own goroutine: ten thousand open streams then cost little more than
+	// their sockets (issue 9, P4). Over HTTP/2 it stays in this handler.
+	sw, err := sse.Detach(w, r, 3*time.Second, 10*time.Second)
 	if err != nil {
 		return nil // the client is gone
 	}
 	h.streams.Inc()
-	defer h.streams.Dec()
-	err = sse.Stream(r.Context(), sw, job.Log, last, h.Heartbeat, h.Shutdown)
-	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, sse.ErrShutdown) {
-		httpx.LoggerFrom(r.Context()).Info("event stream ended", "err", err)
+	stream := func(ctx context.Context) {
+		defer h.streams.Dec()
+		err := sse.Stream(ctx, sw, job.Log, last, h.Heartbeat, h.Shutdown)
+		_ = sw.Close() // a detached stream's connection ends with it
+		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, sse.ErrShutdown) && !errors.Is(err, sse.ErrGone) {
+			httpx.LoggerFrom(ctx).Info("event stream ended", "err", err)
+		}
 	}
+	if !sw.Detached() {
+		stream(r.Context())
+		return nil
+	}
+	h.detached.Add(1)
+	go func() {
+		defer h.detached.Done()
+		// The request's context ends when this handler returns; the stream
+		// ends with the job, its client or the server's shutdown.
+		stream(context.WithoutCancel(r.Context()))
+	}()
 	return nil
 }

@@ -9,10 +9,15 @@ package sse
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
+	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -21,25 +26,93 @@ type Event struct {
 	ID   int64
 	Type string
 	Data []byte // one line of JSON
+
+	wire []byte // the event as sent; made once by the Log, shared by every stream
 }
 
-// Log is a job's events, append-only. Readers never block the writer:
-// they read what is there and wait on a channel that Append closes. The
-// events are shared by every subscriber, so a stream costs no copy of them.
+// Wire is the event as it goes over the wire. Events in a Log are encoded
+// once when appended; every subscriber sends the same bytes.
+func (ev Event) Wire() []byte {
+	if ev.wire != nil {
+		return ev.wire
+	}
+	return encode(ev)
+}
+
+// MaxData is the most data one event may carry. A larger event is not
+// sent (a comment says so): no client has to hold an unbounded line, and
+// the ids stay in order so resuming still works.
+const MaxData = 1 << 20
+
+// encode writes one event. Whatever bytes it holds, it stays one event: a
+// line break in the data continues it on another data line (clients join
+// them with "\n"), and one in the type is dropped, so no data can forge an
+// event or an id.
+func encode(ev Event) []byte {
+	id := strconv.FormatInt(ev.ID, 10)
+	if len(ev.Data) > MaxData {
+		return []byte(": event " + id + " too large (" + strconv.Itoa(len(ev.Data)) + " bytes), not sent\n\n")
+	}
+	b := make([]byte, 0, len("id: \nevent: \ndata: \n\n")+len(id)+len(ev.Type)+len(ev.Data))
+	b = append(b, "id: "...)
+	b = append(b, id...)
+	b = append(b, "\nevent: "...)
+	b = appendOneLine(b, ev.Type)
+	data := ev.Data
+	for {
+		b = append(b, "\ndata: "...)
+		// JSON data has no raw line breaks: one vectorised scan each, then
+		// the whole of it in one append.
+		if bytes.IndexByte(data, '\n') < 0 && bytes.IndexByte(data, '\r') < 0 {
+			b = append(b, data...)
+			break
+		}
+		i := bytes.IndexAny(data, "\r\n")
+		b = append(b, data[:i]...)
+		if data[i] == '\r' && i+1 < len(data) && data[i+1] == '\n' {
+			i++ // CRLF is one line break, as a client reads it
+		}
+		data = data[i+1:]
+	}
+	return append(b, "\n\n"...)
+}
+
+// appendOneLine appends s without its CR and LF bytes (a type or a
+// comment must not start another field).
+func appendOneLine(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c != '\r' && c != '\n' {
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+// Log is a job's events, append-only. Readers never block the writer or
+// each other: each append publishes a new immutable view, which readers
+// load without a lock (ten thousand streams wake at once on every event),
+// and wait on the view's channel, which the next append closes. The events
+// are shared by every subscriber, so a stream costs no copy of them.
 type Log struct {
-	mu      sync.Mutex
-	events  []Event
+	mu      sync.Mutex // serialises appends
+	view    atomic.Pointer[view]
 	size    int
 	limit   int // bytes of data kept; beyond it only Must events are kept
-	closed  bool
 	dropped int
-	wake    chan struct{}
+}
+
+type view struct {
+	events []Event // capped at its length: a later append never shows through
+	closed bool
+	wake   chan struct{} // closed when the next view is published
 }
 
 // NewLog makes a log that keeps at most limit bytes of event data, plus
 // the events appended with Must.
 func NewLog(limit int) *Log {
-	return &Log{limit: limit, wake: make(chan struct{})}
+	l := &Log{limit: limit}
+	l.view.Store(&view{wake: make(chan struct{})})
+	return l
 }
 
 // Append adds an event unless the log is full or closed; it reports
@@ -56,7 +129,8 @@ func (l *Log) Must(typ string, data []byte) bool {
 func (l *Log) append(typ string, data []byte, must bool) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
+	v := l.view.Load()
+	if v.closed {
 		return false
 	}
 	if !must && l.size+len(data) > l.limit {
@@ -64,19 +138,27 @@ func (l *Log) append(typ string, data []byte, must bool) bool {
 		return false
 	}
 	l.size += len(data)
-	l.events = append(l.events, Event{ID: int64(len(l.events) + 1), Type: typ, Data: data})
-	close(l.wake)
-	l.wake = make(chan struct{})
+	ev := Event{ID: int64(len(v.events) + 1), Type: typ, Data: data}
+	ev.wire = encode(ev)
+	if k := len(ev.wire) - len("\n\n") - len(data); k >= 0 && bytes.Equal(ev.wire[k:k+len(data)], data) {
+		ev.Data = ev.wire[k : k+len(data) : k+len(data)] // kept once, not twice
+	}
+	events := append(v.events, ev)
+	l.publish(&view{events: events[:len(events):len(events)], wake: make(chan struct{})}, v)
 	return true
+}
+
+func (l *Log) publish(next, prev *view) {
+	l.view.Store(next)
+	close(prev.wake)
 }
 
 // Close marks the end: readers get the rest and then stop.
 func (l *Log) Close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.closed {
-		l.closed = true
-		close(l.wake)
+	if v := l.view.Load(); !v.closed {
+		l.publish(&view{events: v.events, closed: true, wake: make(chan struct{})}, v)
 	}
 }
 
@@ -88,155 +170,195 @@ func (l *Log) Dropped() int {
 }
 
 // Len is the number of events kept.
-func (l *Log) Len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.events)
-}
+func (l *Log) Len() int { return len(l.view.Load().events) }
 
-// Events returns a copy of every event, for replaying a finished job.
-func (l *Log) Events() []Event {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]Event(nil), l.events...)
-}
+// Events returns every event, for replaying a finished job. The slice is
+// the caller's; the events' bytes are shared and must not be changed.
+func (l *Log) Events() []Event { return slices.Clone(l.view.Load().events) }
 
 // Since returns the events after id, whether the log is closed, and a
 // channel closed at the next change.
 func (l *Log) Since(id int64) (evs []Event, closed bool, changed <-chan struct{}) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	v := l.view.Load()
 	if id < 0 {
 		id = 0
 	}
-	if id < int64(len(l.events)) {
-		evs = l.events[id:len(l.events):len(l.events)]
+	if id < int64(len(v.events)) {
+		evs = v.events[id:]
 	}
-	return evs, l.closed, l.wake
+	return evs, v.closed, v.wake
 }
 
-// Writer writes one event stream to one client.
+// Writer writes one event stream to one client: through net/http, or,
+// once Detach has taken the connection over, straight to the socket.
 type Writer struct {
+	conn         net.Conn // set when the stream owns its connection
 	w            http.ResponseWriter
 	rc           *http.ResponseController
 	writeTimeout time.Duration
-	buf          bytes.Buffer
+	out          [][]byte // what the next flush sends; mostly the Log's own bytes
 }
 
-// NewWriter starts the stream: headers that keep every proxy from
-// buffering it, then the retry hint.
-func NewWriter(w http.ResponseWriter, retry, writeTimeout time.Duration) (*Writer, error) {
-	h := w.Header()
+// header keeps every proxy from buffering the stream.
+func header(h http.Header) {
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache, no-transform")
 	h.Set("X-Accel-Buffering", "no")
 	h.Del("Content-Length")
+}
+
+func retryField(retry time.Duration) []byte {
+	return []byte("retry: " + strconv.FormatInt(retry.Milliseconds(), 10) + "\n\n")
+}
+
+// NewWriter starts the stream through net/http: the headers, then the
+// retry hint.
+func NewWriter(w http.ResponseWriter, retry, writeTimeout time.Duration) (*Writer, error) {
+	header(w.Header())
 	sw := &Writer{w: w, rc: http.NewResponseController(w), writeTimeout: writeTimeout}
 	w.WriteHeader(http.StatusOK)
-	sw.buf.WriteString("retry: ")
-	sw.buf.WriteString(strconv.FormatInt(retry.Milliseconds(), 10))
-	sw.buf.WriteString("\n\n")
+	sw.out = append(sw.out, retryField(retry))
 	return sw, sw.flush()
+}
+
+// Detach starts the stream like NewWriter but, over HTTP/1.x, takes the
+// connection over from net/http. An open stream then costs its goroutine,
+// its socket and this Writer, not net/http's per-connection reader, writer
+// and watcher goroutine, and each event goes out as the Log's own bytes in
+// one writev. The response has no chunked framing: it ends when the
+// connection closes (Connection: close), as an event stream does anyway.
+//
+// When Detached reports true the caller must run the stream on a
+// goroutine of its own, return from the handler (the request's context is
+// cancelled then), and Close the Writer at the end. Over HTTP/2, which
+// cannot be taken over, Detach is NewWriter.
+func Detach(w http.ResponseWriter, r *http.Request, retry, writeTimeout time.Duration) (*Writer, error) {
+	if r.ProtoMajor != 1 {
+		return NewWriter(w, retry, writeTimeout)
+	}
+	h := w.Header().Clone()
+	header(h)
+	h.Set("Connection", "close")
+	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if errors.Is(err, http.ErrNotSupported) {
+		return NewWriter(w, retry, writeTimeout)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var head bytes.Buffer
+	head.WriteString("HTTP/1.1 200 OK\r\n")
+	_ = h.Write(&head) // a bytes.Buffer does not fail
+	head.WriteString("\r\n")
+	sw := &Writer{conn: conn, writeTimeout: writeTimeout}
+	sw.out = append(sw.out, head.Bytes(), retryField(retry))
+	if err := sw.flush(); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return sw, nil
+}
+
+// Detached says whether the stream owns its connection (see Detach).
+func (sw *Writer) Detached() bool { return sw.conn != nil }
+
+// Close ends a detached stream's connection; otherwise net/http does.
+func (sw *Writer) Close() error {
+	if sw.conn == nil {
+		return nil
+	}
+	return sw.conn.Close()
 }
 
 // Event writes one event and flushes it.
 func (sw *Writer) Event(ev Event) error { return sw.Events([]Event{ev}) }
 
-// MaxData is the most data one event may carry. A larger event is not
-// sent (a comment says so): no client has to hold an unbounded line, and
-// the ids stay in order so resuming still works.
-const MaxData = 1 << 20
-
-// Events writes several events with one flush. Whatever bytes an event
-// holds, it stays one event: a line break in the data continues it on
-// another data line (clients join them with "\n"), and one in the type is
-// dropped, so no data can forge an event or an id.
+// Events writes several events with one flush.
 func (sw *Writer) Events(evs []Event) error {
 	for _, ev := range evs {
-		if len(ev.Data) > MaxData {
-			sw.buf.WriteString(": event ")
-			sw.buf.WriteString(strconv.FormatInt(ev.ID, 10))
-			sw.buf.WriteString(" too large (")
-			sw.buf.WriteString(strconv.Itoa(len(ev.Data)))
-			sw.buf.WriteString(" bytes), not sent\n\n")
-			continue
-		}
-		sw.buf.WriteString("id: ")
-		sw.buf.WriteString(strconv.FormatInt(ev.ID, 10))
-		sw.buf.WriteString("\nevent: ")
-		writeOneLine(&sw.buf, ev.Type)
-		data := ev.Data
-		if bytes.IndexByte(data, '\n') < 0 && bytes.IndexByte(data, '\r') < 0 {
-			// JSON data has no raw line breaks: one vectorised scan each, on
-			// the path every subscriber takes for every event.
-			sw.buf.WriteString("\ndata: ")
-			sw.buf.Write(data)
-			sw.buf.WriteString("\n\n")
-			continue
-		}
-		for {
-			sw.buf.WriteString("\ndata: ")
-			i := bytes.IndexAny(data, "\r\n")
-			if i < 0 {
-				sw.buf.Write(data)
-				break
-			}
-			sw.buf.Write(data[:i])
-			if data[i] == '\r' && i+1 < len(data) && data[i+1] == '\n' {
-				i++ // CRLF is one line break, as a client reads it
-			}
-			data = data[i+1:]
-		}
-		sw.buf.WriteString("\n\n")
+		sw.out = append(sw.out, ev.Wire())
 	}
 	return sw.flush()
 }
 
-// writeOneLine writes s without its CR and LF bytes (a type or a comment
-// must not start another field).
-func writeOneLine(b *bytes.Buffer, s string) {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c != '\r' && c != '\n' {
-			b.WriteByte(c)
-		}
-	}
-}
-
 // Comment writes a comment line (a heartbeat).
 func (sw *Writer) Comment(text string) error {
-	sw.buf.WriteString(": ")
-	writeOneLine(&sw.buf, text)
-	sw.buf.WriteString("\n\n")
+	b := appendOneLine([]byte(": "), text)
+	sw.out = append(sw.out, append(b, "\n\n"...))
 	return sw.flush()
 }
 
 // Shutdown tells the client the server is going away and when to retry.
 func (sw *Writer) Shutdown(retry time.Duration) error {
-	sw.buf.WriteString("retry: ")
-	sw.buf.WriteString(strconv.FormatInt(retry.Milliseconds(), 10))
-	sw.buf.WriteString("\nevent: shutdown\ndata: {\"retryMs\":")
-	sw.buf.WriteString(strconv.FormatInt(retry.Milliseconds(), 10))
-	sw.buf.WriteString("}\n\n")
+	ms := strconv.FormatInt(retry.Milliseconds(), 10)
+	sw.out = append(sw.out, []byte("retry: "+ms+"\nevent: shutdown\ndata: {\"retryMs\":"+ms+"}\n\n"))
 	return sw.flush()
 }
 
-// flush sends what is buffered. A client that does not take it within the
+// flush sends what is queued. A client that does not take it within the
 // write timeout is dropped: it can resume with Last-Event-ID, and the job
 // never waits for it.
 func (sw *Writer) flush() error {
+	defer func() {
+		clear(sw.out) // keep no event alive past its send
+		sw.out = sw.out[:0]
+	}()
+	if sw.conn != nil {
+		if sw.writeTimeout > 0 {
+			_ = sw.conn.SetWriteDeadline(time.Now().Add(sw.writeTimeout)) // a net.Conn supports it
+		}
+		if _, ok := sw.conn.(*net.TCPConn); ok || len(sw.out) == 1 {
+			bufs := net.Buffers(sw.out) // one writev on TCP
+			_, err := bufs.WriteTo(sw.conn)
+			return err
+		}
+		_, err := sw.conn.Write(bytes.Join(sw.out, nil)) // TLS: one record, not one per event
+		return err
+	}
 	if sw.writeTimeout > 0 {
 		_ = sw.rc.SetWriteDeadline(time.Now().Add(sw.writeTimeout)) // unsupported writers just have no deadline
 	}
-	_, err := sw.w.Write(sw.buf.Bytes())
-	sw.buf.Reset()
-	if err != nil {
-		return err
+	for _, b := range sw.out {
+		if _, err := sw.w.Write(b); err != nil {
+			return err
+		}
 	}
 	return sw.rc.Flush()
 }
 
+// gone says whether the client of a detached stream has closed its side or
+// reset the connection, by peeking at the socket without blocking. (For
+// other streams net/http watches the connection and cancels the request.)
+func (sw *Writer) gone() bool {
+	c := sw.conn
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	var closed bool
+	var b [1]byte
+	err = raw.Read(func(fd uintptr) bool {
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		closed = n == 0 && err == nil || err != nil && err != syscall.EAGAIN && err != syscall.EINTR
+		return true // never wait: this is a peek
+	})
+	return closed || err != nil
+}
+
 // ErrShutdown ends a stream because the server is shutting down.
 var ErrShutdown = errors.New("server shutting down")
+
+// ErrGone ends a detached stream whose client has closed the connection;
+// it is found at the next heartbeat (or the next write).
+var ErrGone = errors.New("client closed the stream")
 
 // Stream sends log's events after lastID until the log is closed and sent,
 // ctx ends (the client left), shutdown closes (then a shutdown event is
@@ -261,6 +383,9 @@ func Stream(ctx context.Context, sw *Writer, log *Log, lastID int64, heartbeat t
 		select {
 		case <-changed:
 		case <-timer.C:
+			if sw.conn != nil && sw.gone() {
+				return ErrGone
+			}
 			if err := sw.Comment("keep-alive"); err != nil {
 				return err
 			}

@@ -16,15 +16,38 @@ import (
 	"github.com/quantapix/hqd/internal/sse"
 )
 
-// serve streams log to every request, resuming after Last-Event-ID.
-func serve(t *testing.T, log *sse.Log, heartbeat time.Duration, shutdown chan struct{}) *httptest.Server {
+// modes are the two ways a stream is written: through net/http, and on a
+// connection taken over from it (Detach). Every test runs in both.
+var modes = []string{"net/http", "detached"}
+
+// serve streams log to every request, resuming after Last-Event-ID; ended
+// receives each stream's end.
+func serve(t *testing.T, mode string, log *sse.Log, heartbeat time.Duration, shutdown chan struct{}, ended chan<- error) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		last, _ := strconv.ParseInt(r.Header.Get("Last-Event-ID"), 10, 64)
-		sw, err := sse.NewWriter(w, 3*time.Second, time.Second)
-		if err != nil {
+		stream := func(ctx context.Context, sw *sse.Writer) {
+			err := sse.Stream(ctx, sw, log, last, heartbeat, shutdown)
+			_ = sw.Close()
+			if ended != nil {
+				ended <- err
+			}
+		}
+		if mode == "net/http" {
+			sw, err := sse.NewWriter(w, 3*time.Second, 200*time.Millisecond)
+			if err == nil {
+				stream(r.Context(), sw)
+			}
 			return
 		}
-		_ = sse.Stream(r.Context(), sw, log, last, heartbeat, shutdown)
+		sw, err := sse.Detach(w, r, 3*time.Second, 200*time.Millisecond)
+		if err != nil {
+			t.Errorf("Detach: %v", err)
+			return
+		}
+		if !sw.Detached() {
+			t.Error("an HTTP/1.1 stream was not detached")
+		}
+		go stream(context.Background(), sw)
 	}))
 	t.Cleanup(srv.Close)
 	return srv
@@ -54,19 +77,26 @@ func TestWireFormatAndResume(t *testing.T) {
 	log.Append("progress", []byte(`{"stage":"build","kind":"progress","msg":"Built A","done":1,"total":2}`))
 	log.Must("done", []byte(`{"stage":"done","kind":"done","ok":true}`))
 	log.Close()
-	srv := serve(t, log, time.Minute, nil)
-	want := "retry: 3000\n\n" +
-		"id: 1\nevent: status\ndata: {\"stage\":\"queued\",\"kind\":\"status\",\"msg\":\"queued\"}\n\n" +
-		"id: 2\nevent: progress\ndata: {\"stage\":\"build\",\"kind\":\"progress\",\"msg\":\"Built A\",\"done\":1,\"total\":2}\n\n" +
-		"id: 3\nevent: done\ndata: {\"stage\":\"done\",\"kind\":\"done\",\"ok\":true}\n\n"
-	if got := read(t, srv.URL, ""); got != want {
-		t.Errorf("stream =\n%q\nwant\n%q", got, want)
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			srv := serve(t, mode, log, time.Minute, nil, nil)
+			want := "retry: 3000\n\n" +
+				"id: 1\nevent: status\ndata: {\"stage\":\"queued\",\"kind\":\"status\",\"msg\":\"queued\"}\n\n" +
+				"id: 2\nevent: progress\ndata: {\"stage\":\"build\",\"kind\":\"progress\",\"msg\":\"Built A\",\"done\":1,\"total\":2}\n\n" +
+				"id: 3\nevent: done\ndata: {\"stage\":\"done\",\"kind\":\"done\",\"ok\":true}\n\n"
+			if got := read(t, srv.URL, ""); got != want {
+				t.Errorf("stream =\n%q\nwant\n%q", got, want)
+			}
+			if got := read(t, srv.URL, "2"); got != "retry: 3000\n\nid: 3\nevent: done\ndata: {\"stage\":\"done\",\"kind\":\"done\",\"ok\":true}\n\n" {
+				t.Errorf("resume after 2 = %q", got)
+			}
+			if got := read(t, srv.URL, "3"); got != "retry: 3000\n\n" {
+				t.Errorf("resume after the last = %q", got)
+			}
+		})
 	}
-	if got := read(t, srv.URL, "2"); got != "retry: 3000\n\nid: 3\nevent: done\ndata: {\"stage\":\"done\",\"kind\":\"done\",\"ok\":true}\n\n" {
-		t.Errorf("resume after 2 = %q", got)
-	}
-	if got := read(t, srv.URL, "3"); got != "retry: 3000\n\n" {
-		t.Errorf("resume after the last = %q", got)
+	if evs := log.Events(); string(evs[1].Data) != `{"stage":"build","kind":"progress","msg":"Built A","done":1,"total":2}` {
+		t.Errorf("an event's data reads back as %q", evs[1].Data)
 	}
 }
 
@@ -96,8 +126,14 @@ func events(t *testing.T, url, lastID string, ch chan<- string) (cancel func()) 
 }
 
 func TestLiveSubscribers(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) { liveSubscribers(t, mode) })
+	}
+}
+
+func liveSubscribers(t *testing.T, mode string) {
 	log := sse.NewLog(1 << 20)
-	srv := serve(t, log, time.Minute, nil)
+	srv := serve(t, mode, log, time.Minute, nil, nil)
 	a, b := make(chan string, 100), make(chan string, 100)
 	defer events(t, srv.URL, "", a)()
 	cancelB := events(t, srv.URL, "", b)
@@ -132,9 +168,15 @@ func TestLiveSubscribers(t *testing.T) {
 }
 
 func TestHeartbeatAndShutdown(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) { heartbeatAndShutdown(t, mode) })
+	}
+}
+
+func heartbeatAndShutdown(t *testing.T, mode string) {
 	log := sse.NewLog(1 << 20)
 	shutdown := make(chan struct{})
-	srv := serve(t, log, 50*time.Millisecond, shutdown)
+	srv := serve(t, mode, log, 50*time.Millisecond, shutdown, nil)
 	ch := make(chan string, 100)
 	defer events(t, srv.URL, "", ch)()
 	select {
@@ -174,33 +216,155 @@ func TestLogBound(t *testing.T) {
 // TestSlowClient: a client that stops reading is dropped, and the
 // publisher is never blocked by it.
 func TestSlowClient(t *testing.T) {
-	log := sse.NewLog(1 << 30)
-	done := make(chan error, 1)
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			log := sse.NewLog(1 << 30)
+			ended := make(chan error, 1)
+			srv := serve(t, mode, log, time.Minute, nil, ended)
+			conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n") // and never read
+			big := []byte(`"` + strings.Repeat("x", 64<<10) + `"`)
+			start := time.Now()
+			for range 400 { // 25 MiB, far past any socket buffer
+				log.Append("log", big)
+			}
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("publishing took %v: a slow reader held it up", d)
+			}
+			select {
+			case err := <-ended:
+				if err == nil {
+					t.Error("the stream to a client that does not read ended cleanly")
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("a client that does not read was never dropped")
+			}
+		})
+	}
+}
+
+// TestClientLeaves: a client that hangs up is let go, in both modes; a
+// detached stream, which no net/http watcher covers, notices at its next
+// heartbeat even when no event comes.
+func TestClientLeaves(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			log := sse.NewLog(1 << 20)
+			ended := make(chan error, 1)
+			srv := serve(t, mode, log, 100*time.Millisecond, nil, ended)
+			conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+			head := make([]byte, 512)
+			if n, err := conn.Read(head); err != nil || !strings.HasPrefix(string(head[:n]), "HTTP/1.1 200 OK\r\n") {
+				t.Fatalf("answer %q, %v", head[:n], err)
+			}
+			conn.Close()
+			select {
+			case err := <-ended:
+				if err == nil {
+					t.Error("the stream of a client that left ended as if complete")
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("a stream whose client left is still open")
+			}
+		})
+	}
+}
+
+// TestDetachedHeaders: the taken-over answer carries what net/http would
+// have sent, the handler's headers included, and says it ends with the
+// connection.
+func TestDetachedHeaders(t *testing.T) {
+	log := sse.NewLog(1 << 20)
+	log.Close()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sw, _ := sse.NewWriter(w, time.Second, 200*time.Millisecond)
-		done <- sse.Stream(r.Context(), sw, log, 0, time.Minute, nil)
+		w.Header().Set("X-Request-Id", "abc")
+		sw, err := sse.Detach(w, r, time.Second, time.Second)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		go func() { _ = sse.Stream(context.Background(), sw, log, 0, time.Minute, nil); _ = sw.Close() }()
 	}))
 	defer srv.Close()
-	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	resp, err := http.Get(srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n") // and never read
-	big := []byte(`"` + strings.Repeat("x", 64<<10) + `"`)
-	start := time.Now()
-	for range 400 { // 25 MiB, far past any socket buffer
-		log.Append("log", big)
-	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("publishing took %v: a slow reader held it up", d)
-	}
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Error("the stream to a client that does not read ended cleanly")
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for k, want := range map[string]string{"Content-Type": "text/event-stream", "Cache-Control": "no-cache, no-transform",
+		"X-Accel-Buffering": "no", "X-Request-Id": "abc"} {
+		if got := resp.Header.Get(k); got != want {
+			t.Errorf("%s: %q, want %q", k, got, want)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("a client that does not read was never dropped")
+	}
+	if resp.Header.Get("Date") == "" || !resp.Close /* Connection: close */ || string(b) != "retry: 1000\n\n" {
+		t.Errorf("Date %q, close %v, body %q", resp.Header.Get("Date"), resp.Close, b)
+	}
+}
+
+// TestHTTP2StaysInHandler: an HTTP/2 connection cannot be taken over, so
+// Detach writes the stream through net/http instead, and says so.
+func TestHTTP2StaysInHandler(t *testing.T) {
+	log := sse.NewLog(1 << 20)
+	log.Append("log", []byte(`{"n":1}`))
+	log.Close()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw, err := sse.Detach(w, r, time.Second, time.Second)
+		if err != nil || sw.Detached() {
+			t.Errorf("Detach over %s: detached %v, %v", r.Proto, err == nil && sw.Detached(), err)
+			return
+		}
+		_ = sse.Stream(r.Context(), sw, log, 0, time.Minute, nil)
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.ProtoMajor != 2 || string(b) != "retry: 1000\n\nid: 1\nevent: log\ndata: {\"n\":1}\n\n" {
+		t.Errorf("%s: %q", resp.Proto, b)
+	}
+}
+
+// TestDetachedTLS: over HTTP/1.1 with TLS the taken-over connection is
+// the TLS one, and a batch of events goes out as one record.
+func TestDetachedTLS(t *testing.T) {
+	log := sse.NewLog(1 << 20)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw, err := sse.Detach(w, r, time.Second, time.Second)
+		if err != nil || !sw.Detached() {
+			t.Errorf("Detach over TLS and %s: %v", r.Proto, err)
+			return
+		}
+		go func() { _ = sse.Stream(context.Background(), sw, log, 0, time.Minute, nil); _ = sw.Close() }()
+	}))
+	srv.StartTLS()
+	defer srv.Close()
+	for i := range 3 {
+		log.Append("log", []byte(fmt.Sprintf(`{"n":%d}`, i)))
+	}
+	log.Close()
+	resp, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	want := "retry: 1000\n\nid: 1\nevent: log\ndata: {\"n\":0}\n\nid: 2\nevent: log\ndata: {\"n\":1}\n\nid: 3\nevent: log\ndata: {\"n\":2}\n\n"
+	if resp.TLS == nil || string(b) != want {
+		t.Errorf("TLS %v: %q", resp.TLS != nil, b)
 	}
 }
