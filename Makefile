@@ -73,7 +73,6 @@ vet:
 # to docs/BENCHMARKS.md and docs/benchmarks.png (about 15 minutes), then the
 # packages' own go benchmarks. Needs the app built (P6 serves it).
 bench: tools web
-	@bash $(TOOLS) caddy >/dev/null
 	HQD_BENCH=1 HQD_TOOLS_DIR=$${HQD_TOOLS_DIR:-$$HOME/.cache/hqd/tools} $(GO) test -count=1 -timeout 60m -run '^TestBench$$' -v ./bench/
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/auth/ ./internal/files/ ./internal/sse/ ./cmd/hqd/
 

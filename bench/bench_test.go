@@ -230,6 +230,9 @@ func TestBench(t *testing.T) {
 		}
 		figs = append(figs, p4(t, streams)...)
 	}
+	if want("P6") {
+		figs = append(figs, p6(t, rounds, d, workers)...)
+	}
 	if want("P3") {
 		figs = append(figs, p3(t)...)
 	}

@@ -86,34 +86,50 @@ func handler(root fs.FS, built bool, notFound http.Handler) http.Handler {
 // answers 304) and their precompressed .br or .gz twins when the client
 // takes them.
 type fileServer struct {
-	root  fs.FS
-	etags sync.Map // file name → ETag
+	root   fs.FS
+	assets sync.Map // file name → *asset, for the files that exist
+}
+
+// asset is one embedded file, read once: embed.FS copies a file on every
+// ReadFile, and the app's script is 65 KB even as brotli.
+type asset struct {
+	data []byte
+	etag string
+}
+
+func (f *fileServer) load(name string) (*asset, bool) {
+	if a, ok := f.assets.Load(name); ok {
+		return a.(*asset), true
+	}
+	data, err := fs.ReadFile(f.root, name)
+	if err != nil {
+		return nil, false // not cached: the names that exist are few, the others are not
+	}
+	sum := sha256.Sum256(data)
+	a, _ := f.assets.LoadOrStore(name, &asset{data: data, etag: `"` + hex.EncodeToString(sum[:12]) + `"`})
+	return a.(*asset), true
 }
 
 func (f *fileServer) serve(w http.ResponseWriter, r *http.Request, name, cacheControl string) {
-	served, enc := name, ""
+	a, enc := (*asset)(nil), ""
 	ae := r.Header.Get("Accept-Encoding")
 	for _, c := range []struct{ ext, enc string }{{".br", "br"}, {".gz", "gzip"}} {
 		if strings.Contains(ae, c.enc) {
-			if _, err := fs.Stat(f.root, name+c.ext); err == nil {
-				served, enc = name+c.ext, c.enc
+			if twin, ok := f.load(name + c.ext); ok {
+				a, enc = twin, c.enc
 				break
 			}
 		}
 	}
-	data, err := fs.ReadFile(f.root, served)
-	if err != nil {
-		http.Error(w, "not found", http.StatusNotFound)
-		return
-	}
-	etag, ok := f.etags.Load(served)
-	if !ok {
-		sum := sha256.Sum256(data)
-		etag = `"` + hex.EncodeToString(sum[:12]) + `"`
-		f.etags.Store(served, etag)
+	if a == nil {
+		var ok bool
+		if a, ok = f.load(name); !ok {
+			http.Error(w, "not found", http.StatusNotFound)
+			return
+		}
 	}
 	h := w.Header()
-	h.Set("ETag", etag.(string))
+	h.Set("ETag", a.etag)
 	h.Set("Cache-Control", cacheControl)
 	h.Set("Vary", "Accept-Encoding")
 	if ct := mime.TypeByExtension(path.Ext(name)); ct != "" {
@@ -124,5 +140,5 @@ func (f *fileServer) serve(w http.ResponseWriter, r *http.Request, name, cacheCo
 	if enc != "" {
 		h.Set("Content-Encoding", enc)
 	}
-	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(data))
+	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(a.data))
 }
