@@ -17,7 +17,10 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 COPY --from=web /src/web/dist/ internal/web/dist/
-RUN CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath \
+# The job helper first, for the same platform: hqd embeds it (make helper).
+RUN CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags "-s -w" \
+      -o internal/lake/helper/hqd-job-exec ./cmd/hqd-job-exec && \
+    CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath \
       -ldflags "-s -w -X github.com/quantapix/hqd/internal/version.Version=$VERSION" -o /out/hqd ./cmd/hqd
 
 FROM gcr.io/distroless/static-debian12:nonroot

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -151,9 +152,13 @@ func p7(t *testing.T, rounds int) []figure {
 		replays = append(replays, float64(firstEvent(`{"target":"Standin.Hundred"}`, "event: done").Microseconds())/1000)
 	}
 	rep := median(replays)
+	helper := "hqd-job-exec embedded"
+	if _, err := os.Stat("../internal/lake/helper/hqd-job-exec"); err != nil {
+		helper = "hqd itself as the helper (no make helper)"
+	}
 	return []figure{
 		{ID: "P7", Name: "job start-up over a bare exec (to the first event)", Budget: "≤ 10 ms", Value: over, Unit: "ms", Met: over <= 10,
-			Note: fmt.Sprintf("job %.1f ms, bare exec %.1f ms", median(jobs), median(bares))},
+			Note: fmt.Sprintf("job %.1f ms, bare exec %.1f ms; %s", median(jobs), median(bares), helper)},
 		{ID: "P7", Name: "cached replay of a 100-event job to done", Budget: "≤ 20 ms", Value: rep, Unit: "ms", Met: rep <= 20},
 	}
 }

@@ -5,17 +5,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/quantapix/hqd/internal/lake"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/quantapix/hqd/internal/lake/jobexec"
 )
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "job-exec" {
 		// hqd re-run as a job's helper: join the cgroups, drop privileges,
 		// become lake (internal/lake).
-		os.Exit(lake.HelperMain(os.Args[2:]))
+		os.Exit(jobexec.Main(os.Args[2:]))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

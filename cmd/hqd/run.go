@@ -285,6 +285,8 @@ func (a *App) newJobs() error {
 	if err != nil {
 		return fmt.Errorf("finding hqd's own executable for the job helper: %w", err)
 	}
+	helper, what := lake.Helper(self)
+	a.log.Info("job helper", "helper", what)
 	uid, gid := -1, -1
 	if cfg.JobUser != "" {
 		uid, gid, _ = parseUser(cfg.JobUser) // validated with the configuration
@@ -296,7 +298,7 @@ func (a *App) newJobs() error {
 		bin = p
 	}
 	runner := &lake.Runner{
-		Bin: bin, Self: self, Iso: a.iso, UID: uid, GID: gid, NoNetwork: os.Geteuid() == 0,
+		Bin: bin, Self: helper, Iso: a.iso, UID: uid, GID: gid, NoNetwork: os.Geteuid() == 0,
 		Limits: lake.Limits{Memory: cfg.JobMemory, Pids: int64(cfg.JobPids), CPU: cfg.JobCPU, Timeout: cfg.JobTimeout},
 	}
 	cache, err := lake.NewCache(cfg.LakeCacheDir)

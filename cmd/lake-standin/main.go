@@ -205,6 +205,13 @@ func act(action string) {
 	case "hello":
 		// One line at once: job start-up benchmarks time its arrival.
 		fmt.Println("info: hello")
+	case "whoami":
+		// Who the job runs as and where: the helper's work, checked by tests.
+		fmt.Printf("info: uid %d gid %d groups %v\n", os.Getuid(), os.Getgid(), must(os.Getgroups()))
+		cg, _ := os.ReadFile("/proc/self/cgroup")
+		for _, l := range strings.Split(strings.TrimSpace(string(cg)), "\n") {
+			fmt.Printf("info: cgroup %s\n", l)
+		}
 	case "hundred":
 		for i := 0; i < 100; i++ {
 			fmt.Printf("info: line %d\n", i)
@@ -241,3 +248,5 @@ func child(args []string) {
 		time.Sleep(time.Hour)
 	}
 }
+
+func must[T any](v T, _ error) T { return v }

@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -46,7 +45,7 @@ type Outcome struct {
 // Runner starts lake under the isolation and limits it was given.
 type Runner struct {
 	Bin       string // HQD_LAKE_BIN
-	Self      string // this executable, re-run as the job helper (see HelperMain)
+	Self      string // the job helper (see Helper and package jobexec)
 	Iso       *Isolation
 	Limits    Limits
 	UID, GID  int  // the unprivileged user runs get; -1 keeps the daemon's
@@ -303,53 +302,3 @@ func readLines(r io.Reader, fn func(string)) {
 		}
 	}
 }
-
-// HelperMain is the job helper: hqd runs itself with "job-exec" so that
-// the child joins its cgroups, loses its privileges and only then becomes
-// lake — it never runs lake's code outside its limits (cgroup v1 has no
-// way to start a process inside a cgroup). It returns only on failure.
-func HelperMain(args []string) int {
-	fs := flag.NewFlagSet("job-exec", flag.ContinueOnError)
-	var procs multi
-	fs.Var(&procs, "procs", "cgroup.procs file to join")
-	uid := fs.Int("uid", -1, "user to become")
-	gid := fs.Int("gid", -1, "group to become")
-	rlimitAS := fs.Int64("rlimit-as", 0, "address-space limit (unconfined runs)")
-	if err := fs.Parse(args); err != nil || fs.NArg() == 0 {
-		fmt.Fprintln(os.Stderr, "hqd job-exec: usage: job-exec [-procs F]... [-uid N -gid N] -- BIN ARGS...")
-		return 2
-	}
-	self := strconv.Itoa(os.Getpid())
-	for _, p := range procs {
-		if err := os.WriteFile(p, []byte(self), 0); err != nil {
-			fmt.Fprintf(os.Stderr, "hqd job-exec: joining %s: %v\n", p, err)
-			return 125
-		}
-	}
-	if *rlimitAS > 0 {
-		_ = syscall.Setrlimit(syscall.RLIMIT_AS, &syscall.Rlimit{Cur: uint64(*rlimitAS), Max: uint64(*rlimitAS)}) // best effort: unconfined runs are best effort
-	}
-	if *uid >= 0 {
-		if err := syscall.Setgroups(nil); err != nil {
-			fmt.Fprintf(os.Stderr, "hqd job-exec: dropping groups: %v\n", err)
-			return 125
-		}
-		if err := syscall.Setgid(*gid); err != nil {
-			fmt.Fprintf(os.Stderr, "hqd job-exec: setgid %d: %v\n", *gid, err)
-			return 125
-		}
-		if err := syscall.Setuid(*uid); err != nil {
-			fmt.Fprintf(os.Stderr, "hqd job-exec: setuid %d: %v\n", *uid, err)
-			return 125
-		}
-	}
-	bin := fs.Arg(0)
-	err := syscall.Exec(bin, fs.Args(), os.Environ())
-	fmt.Fprintf(os.Stderr, "hqd job-exec: running %s: %v\n", bin, err)
-	return 127
-}
-
-type multi []string
-
-func (m *multi) String() string     { return fmt.Sprint(*m) }
-func (m *multi) Set(v string) error { *m = append(*m, v); return nil }

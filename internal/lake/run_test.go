@@ -3,7 +3,6 @@ package lake
 import (
 	"context"
 	"fmt"
-	"github.com/quantapix/hqd/internal/itest"
 	"os"
 	"os/exec"
 	"strconv"
@@ -12,12 +11,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/quantapix/hqd/internal/itest"
+	"github.com/quantapix/hqd/internal/lake/jobexec"
 )
 
 // TestMain lets the test binary play hqd's job helper.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "job-exec" {
-		os.Exit(HelperMain(os.Args[2:]))
+		os.Exit(jobexec.Main(os.Args[2:]))
 	}
 	code := m.Run()
 	itest.CleanupStandin()
