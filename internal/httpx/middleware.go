@@ -239,15 +239,20 @@ func Observe(log *slog.Logger, m *Metrics) func(http.Handler) http.Handler {
 // SecurityHeaders sets the headers of SPEC §3 on every answer. hsts adds
 // Strict-Transport-Security, for listeners that serve HTTPS.
 func SecurityHeaders(csp string, hsts bool) func(http.Handler) http.Handler {
+	// The values are made once and shared by every response (net/http only
+	// reads them; Set replaces, Add copies a full slice): five allocations
+	// fewer per request.
+	nosniff, referrer, policy, deny := []string{"nosniff"}, []string{"strict-origin-when-cross-origin"}, []string{csp}, []string{"DENY"}
+	sts := []string{"max-age=63072000; includeSubDomains"}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			h := w.Header()
-			h.Set("X-Content-Type-Options", "nosniff")
-			h.Set("Referrer-Policy", "strict-origin-when-cross-origin")
-			h.Set("Content-Security-Policy", csp)
-			h.Set("X-Frame-Options", "DENY")
+			h["X-Content-Type-Options"] = nosniff
+			h["Referrer-Policy"] = referrer
+			h["Content-Security-Policy"] = policy
+			h["X-Frame-Options"] = deny
 			if hsts || r.TLS != nil {
-				h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+				h["Strict-Transport-Security"] = sts
 			}
 			next.ServeHTTP(w, r)
 		})

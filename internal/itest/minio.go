@@ -92,3 +92,6 @@ func (m *MinIO) Bucket(tb testing.TB) string {
 	}
 	return name
 }
+
+// Pid is the MinIO server's process id (benchmarks read its CPU time).
+func (m *MinIO) Pid() int { return m.proc.cmd.Process.Pid }
