@@ -231,6 +231,9 @@ func TestBench(t *testing.T) {
 		if full() {
 			streams = 10000
 		}
+		if n, err := strconv.Atoi(os.Getenv("HQD_BENCH_STREAMS")); err == nil && n > 0 {
+			streams = n // another load for P4, with HQD_BENCH_ONLY=P4
+		}
 		figs = append(figs, p4(t, streams)...)
 	}
 	if want("P6") {
