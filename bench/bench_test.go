@@ -316,11 +316,11 @@ func p1p2(t *testing.T, rounds int, d time.Duration, workers int) []figure {
 		// machine's busy share, over the rounds through hqd.
 		var ops, hqdCPU, minioCPU, busy, total float64
 		viaHQD := func() float64 {
-			h0, b0, t0 := cpuTicks(t, p.cmd.Process.Pid)
-			m0, _, _ := cpuTicks(t, m.Pid())
+			h0, b0, t0 := itest.CPUTicks(t, p.cmd.Process.Pid)
+			m0, _, _ := itest.CPUTicks(t, m.Pid())
 			r := throughput(t, workers, d, c.viaHQD)
-			h1, b1, t1 := cpuTicks(t, p.cmd.Process.Pid)
-			m1, _, _ := cpuTicks(t, m.Pid())
+			h1, b1, t1 := itest.CPUTicks(t, p.cmd.Process.Pid)
+			m1, _, _ := itest.CPUTicks(t, m.Pid())
 			ops += r * d.Seconds()
 			hqdCPU, minioCPU, busy, total = hqdCPU+float64(h1-h0), minioCPU+float64(m1-m0), busy+float64(b1-b0), total+float64(t1-t0)
 			return r
@@ -351,7 +351,7 @@ func p5(t *testing.T, rounds int) []figure {
 		q := start(t)
 		readies = append(readies, float64(q.ready.Microseconds())/1000)
 		time.Sleep(time.Second)
-		rss = append(rss, float64(residentKB(t, q.cmd.Process.Pid))/1024)
+		rss = append(rss, float64(itest.ResidentKB(t, q.cmd.Process.Pid))/1024)
 		_ = q.cmd.Process.Kill()
 	}
 	r, mem := median(readies), median(rss)
@@ -406,20 +406,6 @@ func ownQuantiles(t *testing.T, url, method string) (float64, float64) {
 		return bs[len(bs)-1].le * 1000
 	}
 	return q(0.5), q(0.99)
-}
-
-func residentKB(t *testing.T, pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			n, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
-			return n
-		}
-	}
-	return 0
 }
 
 func machine() string {

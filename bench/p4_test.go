@@ -123,7 +123,7 @@ func measureStreams(t *testing.T, run sseRun, n int) (float64, float64, string) 
 		}
 		return resp
 	}
-	before := residentKB(t, run.pid)
+	before := itest.ResidentKB(t, run.pid)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for range n {
@@ -131,7 +131,7 @@ func measureStreams(t *testing.T, run sseRun, n int) (float64, float64, string) 
 		go func() { _, _ = io.Copy(io.Discard, resp.Body); resp.Body.Close() }()
 	}
 	time.Sleep(time.Second) // let the last streams settle
-	after := residentKB(t, run.pid)
+	after := itest.ResidentKB(t, run.pid)
 	perStream := float64(after-before) / float64(n)
 
 	// One more client measures arrival times while the others are open;
@@ -147,7 +147,7 @@ func measureStreams(t *testing.T, run sseRun, n int) (float64, float64, string) 
 		if i := strings.Index(line, "info: tick "); i >= 0 {
 			ns, _ := strconv.ParseInt(strings.TrimRight(strings.SplitN(line[i+11:], `"`, 2)[0], " "), 10, 64)
 			if len(lat) == 0 { // the span measured starts with the first line
-				cpu0, busy0, total0 = cpuTicks(t, run.pid)
+				cpu0, busy0, total0 = itest.CPUTicks(t, run.pid)
 			}
 			if ns > 0 {
 				lat = append(lat, float64(time.Since(time.Unix(0, ns)).Microseconds())/1000)
@@ -157,7 +157,7 @@ func measureStreams(t *testing.T, run sseRun, n int) (float64, float64, string) 
 			break
 		}
 	}
-	cpu1, busy1, total1 := cpuTicks(t, run.pid)
+	cpu1, busy1, total1 := itest.CPUTicks(t, run.pid)
 	if len(lat) == 0 {
 		t.Fatal("no stamped lines arrived")
 	}
@@ -167,28 +167,4 @@ func measureStreams(t *testing.T, run sseRun, n int) (float64, float64, string) 
 	note := fmt.Sprintf("RSS %.0f → %.0f MB, %.1f µs of server CPU per event delivered (%.1f ms per line to every stream), machine %.0f%% busy",
 		float64(before)/1024, float64(after)/1024, perEvent, perEvent*float64(n+1)/1000, 100*float64(busy1-busy0)/float64(max(total1-total0, 1)))
 	return perStream, lat[len(lat)*99/100], note
-}
-
-// cpuTicks returns pid's CPU time and the machine's busy and total time,
-// in clock ticks (1/100 s).
-func cpuTicks(t *testing.T, pid int) (proc, busy, total int64) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:])) // after the command name
-	ut, _ := strconv.ParseInt(f[11], 10, 64)                                 // utime, field 14
-	st, _ := strconv.ParseInt(f[12], 10, 64)                                 // stime, field 15
-	b, err = os.ReadFile("/proc/stat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, v := range strings.Fields(strings.SplitN(string(b), "\n", 2)[0])[1:] {
-		n, _ := strconv.ParseInt(v, 10, 64)
-		total += n
-		if i != 3 && i != 4 { // idle and iowait
-			busy += n
-		}
-	}
-	return ut + st, busy, total
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -161,13 +160,13 @@ func BenchmarkSSE(b *testing.B) {
 		}
 		time.Sleep(500 * time.Millisecond)
 		runtime.GC()
-		before := rss(b, h.cmd.Process.Pid)
+		before := itest.ResidentKB(b, h.cmd.Process.Pid) * 1024
 		stops := open(n)
 		for metric(b, h, "hqd_sse_streams_open") < n {
 			time.Sleep(50 * time.Millisecond)
 		}
 		time.Sleep(500 * time.Millisecond)
-		after := rss(b, h.cmd.Process.Pid)
+		after := itest.ResidentKB(b, h.cmd.Process.Pid) * 1024
 		for _, s := range stops {
 			s()
 		}
@@ -178,19 +177,4 @@ func BenchmarkSSE(b *testing.B) {
 
 func streamTB(b *testing.B, url, token string) (<-chan sseEvent, func()) {
 	return stream(b, url, token, "")
-}
-
-// rss is a process's resident memory in bytes.
-func rss(tb testing.TB, pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
-			return kb * 1024
-		}
-	}
-	return 0
 }

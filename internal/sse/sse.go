@@ -30,9 +30,9 @@ type Event struct {
 	wire []byte // the event as sent; made once by the Log, shared by every stream
 }
 
-// Wire is the event as it goes over the wire. Events in a Log are encoded
-// once when appended; every subscriber sends the same bytes.
-func (ev Event) Wire() []byte {
+// encoded is the event as it goes over the wire. Events in a Log are
+// encoded once when appended; every subscriber sends the same bytes.
+func (ev Event) encoded() []byte {
 	if ev.wire != nil {
 		return ev.wire
 	}
@@ -277,7 +277,7 @@ func (sw *Writer) Event(ev Event) error { return sw.Events([]Event{ev}) }
 // Events writes several events with one flush.
 func (sw *Writer) Events(evs []Event) error {
 	for _, ev := range evs {
-		sw.out = append(sw.out, ev.Wire())
+		sw.out = append(sw.out, ev.encoded())
 	}
 	return sw.flush()
 }
