@@ -65,7 +65,7 @@ type Config struct {
 	JobPids        int
 	JobCPU         float64
 	JobsUnconfined bool
-	JobUser        string
+	JobUIDs        string
 
 	ShutdownGrace  time.Duration
 	DevAllowRemote bool
@@ -135,7 +135,7 @@ func settings(c *Config, mode string) []setting {
 		{"job-pids", "256", "process and thread limit of a run (its cgroup)", integer(&c.JobPids)},
 		{"job-cpu", "1", "CPU limit of a run, in cores (its cgroup)", float(&c.JobCPU)},
 		{"jobs-unconfined", "false", "run jobs without cgroups (rlimits and process-group kill only) where none are usable", boolean(&c.JobsUnconfined)},
-		{"job-user", "", "uid:gid runs get; nobody (65534:65534) when hqd runs as root, hqd's own otherwise", str(&c.JobUser)},
+		{"job-uids", "1000000000-1000065535", "host uids for sandboxed runs when hqd runs as root, one per concurrent run (none may be a real user's)", str(&c.JobUIDs)},
 		{"shutdown-grace", "25s", "time to finish in-flight requests on SIGTERM", duration(&c.ShutdownGrace)},
 		{"dev-allow-remote", "false", "dev only: allow a non-loopback --addr", boolean(&c.DevAllowRemote)},
 	}
@@ -394,10 +394,8 @@ func (c *Config) validate() error {
 	if c.LakeCacheDir == "" {
 		c.LakeCacheDir = strings.TrimSuffix(c.DataDir, "/") + "/lake-cache"
 	}
-	if c.JobUser != "" {
-		if _, _, err := parseUser(c.JobUser); err != nil {
-			bad("HQD_JOB_USER: %v", err)
-		}
+	if _, _, err := parseUIDs(c.JobUIDs); err != nil {
+		bad("HQD_JOB_UIDS: %v", err)
 	}
 	if c.MaxUpload <= 0 {
 		bad("HQD_MAX_UPLOAD must be more than 0")
@@ -430,15 +428,21 @@ func (c *Config) validate() error {
 	return errors.Join(errs...)
 }
 
-// parseUser reads "uid:gid".
-func parseUser(s string) (uid, gid int, err error) {
-	u, g, ok := strings.Cut(s, ":")
-	uid, err1 := strconv.Atoi(u)
-	gid, err2 := strconv.Atoi(g)
-	if !ok || err1 != nil || err2 != nil || uid < 0 || gid < 0 {
-		return 0, 0, fmt.Errorf("%q is not uid:gid like 65534:65534", s)
+// parseUIDs reads a range of uids "first-last" of at least 16 uids, none
+// of them root's or below 65536 (where a real account may live).
+func parseUIDs(s string) (first, size int, err error) {
+	a, b, ok := strings.Cut(s, "-")
+	lo, err1 := strconv.ParseUint(a, 10, 32)
+	hi, err2 := strconv.ParseUint(b, 10, 32)
+	switch {
+	case !ok || err1 != nil || err2 != nil || hi < lo:
+		return 0, 0, fmt.Errorf("%q is not a range of uids like 1000000000-1000065535", s)
+	case lo < 65536:
+		return 0, 0, fmt.Errorf("%q starts below 65536, where the host's own users and nobody live", s)
+	case hi-lo+1 < 16 || hi >= 1<<32-1:
+		return 0, 0, fmt.Errorf("%q must hold at least 16 uids, below 4294967295", s)
 	}
-	return uid, gid, nil
+	return int(lo), int(hi - lo + 1), nil
 }
 
 // TLS says whether the main listener serves HTTPS.

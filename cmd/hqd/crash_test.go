@@ -37,7 +37,8 @@ func TestKilledAndRestarted(t *testing.T) {
 	if a.status != 202 {
 		t.Fatalf("submit = %d %s", a.status, a.body)
 	}
-	// The stand-in prints "standin: pid N" for every process it starts.
+	// The stand-in prints "standin: pid N" for every process it starts
+	// (pids of the job's own namespace: only their number matters here).
 	ch, stop := stream(t, h.URL+job.Events, tok, "")
 	defer stop()
 	var pids []int
@@ -81,12 +82,9 @@ func TestKilledAndRestarted(t *testing.T) {
 
 	h2 := startHQD(t, env, args...)
 	h2.waitReady()
-	var alive []int
-	for _, pid := range pids {
-		if syscall.Kill(pid, 0) == nil && !zombie(pid) {
-			alive = append(alive, pid)
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
+	alive := itest.Processes(itest.Standin(t))
+	for _, pid := range alive {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	if len(alive) > 0 {
 		t.Errorf("processes %v of the killed daemon's job still run after the restart", alive)
@@ -126,14 +124,4 @@ func cgroupGlobs(name string) []string {
 		}
 	}
 	return out
-}
-
-// zombie says whether pid has exited and waits for its parent to reap it.
-func zombie(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	return i > 0 && strings.HasPrefix(string(b[i+1:]), " Z")
 }

@@ -86,8 +86,10 @@ type check struct {
 	Detail string `json:"detail,omitempty"`
 	// JWKS lists each key set's state by URL.
 	JWKS map[string]bool `json:"jwks,omitempty"`
-	// Isolation names how jobs are confined: cgroup2, cgroup1, unconfined or none.
+	// Isolation names how jobs are limited: cgroup2, cgroup1, unconfined or none.
 	Isolation string `json:"isolation,omitempty"`
+	// Sandbox names how jobs are kept apart: namespaces, none or off.
+	Sandbox string `json:"sandbox,omitempty"`
 	// Certificates lists each certificate's state by domain.
 	Certificates map[string]certs.Status `json:"certificates,omitempty"`
 }
@@ -111,10 +113,8 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 		checks["tls"] = check{OK: ok, Certificates: detail}
 	}
 	jobsOK, why := a.jobRoutes.Available()
-	jc := check{OK: jobsOK, Detail: why, Isolation: a.iso.Mode}
-	if jobsOK {
-		jc.Detail = a.iso.Detail
-	}
+	// No host paths here (SPEC §3): the log has the details.
+	jc := check{OK: jobsOK, Detail: why, Isolation: a.iso.Mode, Sandbox: a.sandbox}
 	checks["jobs"] = jc // reported, never failing readiness: the job routes answer 503 themselves
 	status, code := "ready", http.StatusOK
 	if !checks["jwks"].OK || !checks["store"].OK || (a.certs != nil && !checks["tls"].OK) {

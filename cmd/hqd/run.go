@@ -100,26 +100,28 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 
 // App is a configured hqd with its listeners bound.
 type App struct {
-	cfg       *Config
-	log       *slog.Logger
-	stdout    io.Writer // where certmagic's zap logger writes
-	reg       *prometheus.Registry
-	ln        net.Listener
-	metricsLn net.Listener
-	publicURL string
-	store     files.Store
-	bucket    string
-	verifier  *auth.Verifier
-	sessions  *auth.Sessions
-	devIDP    *devidp.Provider
-	certs     *certs.Manager // nil for plain HTTP
-	iso       *lake.Isolation
-	jobs      *jobs.Manager
-	jobRoutes *jobs.Handlers
-	shutdown  chan struct{} // closed when shutdown begins: streams say goodbye
-	tlsConfig *tls.Config
-	httpLn    net.Listener // the plain-HTTP redirect listener, if any
-	handler   http.Handler
+	cfg        *Config
+	log        *slog.Logger
+	stdout     io.Writer // where certmagic's zap logger writes
+	reg        *prometheus.Registry
+	ln         net.Listener
+	metricsLn  net.Listener
+	publicURL  string
+	store      files.Store
+	bucket     string
+	verifier   *auth.Verifier
+	sessions   *auth.Sessions
+	devIDP     *devidp.Provider
+	certs      *certs.Manager // nil for plain HTTP
+	iso        *lake.Isolation
+	sandbox    string // how runs are sandboxed: sandboxNamespaces, sandboxNone or sandboxOff
+	sandboxWhy string // why there is no sandbox
+	jobs       *jobs.Manager
+	jobRoutes  *jobs.Handlers
+	shutdown   chan struct{} // closed when shutdown begins: streams say goodbye
+	tlsConfig  *tls.Config
+	httpLn     net.Listener // the plain-HTTP redirect listener, if any
+	handler    http.Handler
 }
 
 // newApp builds every part. The listeners are bound first: the public URL
@@ -287,31 +289,24 @@ func (a *App) newJobs() error {
 	}
 	helper, what := lake.Helper(self)
 	a.log.Info("job helper", "helper", what)
-	uid, gid := -1, -1
-	if cfg.JobUser != "" {
-		uid, gid, _ = parseUser(cfg.JobUser) // validated with the configuration
-	} else if os.Geteuid() == 0 {
-		uid, gid = 65534, 65534 // nobody: a job never runs as root
-	}
 	bin := cfg.LakeBin
 	if p, err := exec.LookPath(bin); err == nil {
 		bin = p
 	}
+	if abs, err := filepath.Abs(bin); err == nil {
+		bin = abs // the path lake has inside the sandbox too
+	}
 	runner := &lake.Runner{
-		Bin: bin, Self: helper, Iso: a.iso, UID: uid, GID: gid, NoNetwork: os.Geteuid() == 0,
+		Bin: bin, Self: helper, Iso: a.iso, Unconfined: cfg.JobsUnconfined, ScratchDir: os.TempDir(),
 		Limits: lake.Limits{Memory: cfg.JobMemory, Pids: int64(cfg.JobPids), CPU: cfg.JobCPU, Timeout: cfg.JobTimeout},
 	}
+	a.sandbox = a.newSandbox(runner)
 	cache, err := lake.NewCache(cfg.LakeCacheDir)
 	if err != nil {
 		return err
 	}
-	scratch := filepath.Join(cfg.DataDir, "jobs")
-	if err := os.MkdirAll(scratch, 0o711); err != nil {
-		return fmt.Errorf("HQD_DATA_DIR: %w", err)
-	}
 	a.jobs = jobs.NewManager(jobs.Config{
 		MaxRunning: cfg.JobsMaxRunning, MaxQueued: cfg.JobsMaxQueued, MaxPerUser: cfg.JobsMaxPerUser,
-		ScratchDir: scratch, ScratchUID: uid, ScratchGID: gid,
 	}, runner, cache, a.log, a.reg)
 	a.jobRoutes = &jobs.Handlers{Manager: a.jobs, Verifier: a.verifier, VerifierDir: cfg.VerifierDir, LakeBin: bin,
 		EvaluatorDir: cfg.EvaluatorDir, EvaluatorExe: cfg.EvaluatorExe,
@@ -322,6 +317,46 @@ func (a *App) newJobs() error {
 	return nil
 }
 
+// Sandbox modes, as /readyz names them.
+const (
+	sandboxNamespaces = "namespaces" // hqd as root: user, PID, mount and network namespaces, a uid per run
+	sandboxNone       = "none"       // no sandbox can be made: jobs are refused
+	sandboxOff        = "off"        // none, and HQD_JOBS_UNCONFINED=1 runs jobs anyway
+)
+
+// newSandbox decides how runs are sandboxed, tries it once with a trial
+// run, and sets runner.Box. It answers the mode.
+func (a *App) newSandbox(runner *lake.Runner) string {
+	fail := func(why string, err error) string {
+		a.sandboxWhy = why
+		a.log.Warn("no job sandbox", "why", why, "err", err, "unconfined", a.cfg.JobsUnconfined)
+		if a.cfg.JobsUnconfined {
+			return sandboxOff
+		}
+		return sandboxNone
+	}
+	if a.iso.Mode == lake.IsolationNone {
+		return fail("no cgroups for jobs on this host", nil)
+	}
+	if os.Geteuid() != 0 {
+		return fail("hqd runs as an ordinary user: a run's own uid and namespaces need hqd as root", nil)
+	}
+	first, size, _ := parseUIDs(a.cfg.JobUIDs) // validated with the configuration
+	runner.Box = lake.NewSandboxing(runner.Bin, lake.NewUIDPool(first, size))
+	dir, err := os.MkdirTemp("", "hqd-sandbox-check-")
+	if err == nil {
+		defer os.RemoveAll(dir)
+		_ = os.Chmod(dir, 0o755)
+		err = runner.CheckSandbox(dir)
+	}
+	if err != nil {
+		runner.Box = nil
+		return fail("a trial run could not be sandboxed on this host", err)
+	}
+	a.log.Info("job sandbox", "mode", sandboxNamespaces, "uids", a.cfg.JobUIDs, "readOnly", runner.Box.ReadOnly)
+	return sandboxNamespaces
+}
+
 // jobsAvailable says, before any process starts, whether a job on the
 // project in dir can run: isolation, the lake binary and the project must
 // all be there.
@@ -329,7 +364,9 @@ func (a *App) jobsAvailable(bin, dir, what, setting string) jobs.Availability {
 	return func() (bool, string) {
 		switch {
 		case a.iso.Mode == lake.IsolationNone:
-			return false, "job isolation is not available on this host: " + a.iso.Detail
+			return false, "jobs cannot run on this host: it has no cgroups for them"
+		case a.sandbox == sandboxNone:
+			return false, "jobs cannot run on this host: " + a.sandboxWhy
 		case dir == "":
 			return false, "no " + what + " project is configured (" + setting + ")"
 		}

@@ -14,7 +14,8 @@
 // A transcript is .standin/NAME.txt with NAME.meta.json (its streams and
 // exit code), as recorded in testdata/transcripts. Actions: memory (allocate
 // without bound), fork (fork without bound), loop (run forever), ignore-term
-// (ignore SIGTERM, run forever), escape (a double-forked child leaves the
+// (ignore SIGTERM, run forever), probe (try what a hostile job would, and
+// report what worked: see probe.go), escape (a double-forked child leaves the
 // process group and lives on), huge-line (one 10 MB line), bad-utf8, ticks (400 time-stamped lines), crash
 // (SIGKILL), echo-stdin (copy stdin to stdout as a JSON result). Every
 // process it starts prints "standin: pid N".
@@ -37,6 +38,7 @@ type scenario struct {
 	Transcript string `json:"transcript"`
 	Action     string `json:"action"`
 	DelayMs    int    `json:"delayMs"` // between replayed lines; before an action
+	Probe      probes `json:"probe"`   // what the probe action tries
 }
 
 type meta struct {
@@ -52,7 +54,6 @@ func main() {
 		return
 	}
 	fmt.Fprintf(os.Stderr, "standin: pid %d\n", os.Getpid())
-	record(os.Args[1:])
 	key, ok := scenarioKey(os.Args[1:])
 	if !ok {
 		fmt.Fprintf(os.Stderr, "error: lake-standin does not know %q\n", strings.Join(os.Args[1:], " "))
@@ -75,22 +76,14 @@ func main() {
 	if sc.Action != "" {
 		// For an action, delayMs is a pause before it starts.
 		time.Sleep(time.Duration(sc.DelayMs) * time.Millisecond)
+		if sc.Action == "probe" {
+			probe(sc.Probe)
+			return
+		}
 		act(sc.Action)
 		return
 	}
 	os.Exit(replay(sc))
-}
-
-// record appends the command line to .lake/invocations.log when that file
-// exists, so tests can tell whether a process was started at all. (.lake is
-// build output, like lake's own: it is not part of the project's state.)
-func record(args []string) {
-	f, err := os.OpenFile(".lake/invocations.log", os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	fmt.Fprintln(f, strings.Join(args, " "))
 }
 
 // scenarioKey picks the scenario for a command line.
@@ -208,6 +201,9 @@ func act(action string) {
 	case "whoami":
 		// Who the job runs as and where: the helper's work, checked by tests.
 		fmt.Printf("info: uid %d gid %d groups %v\n", os.Getuid(), os.Getgid(), must(os.Getgroups()))
+		if m, err := os.ReadFile("/proc/self/uid_map"); err == nil {
+			fmt.Printf("info: uid_map %s\n", strings.Join(strings.Fields(string(m)), " "))
+		}
 		cg, _ := os.ReadFile("/proc/self/cgroup")
 		for _, l := range strings.Split(strings.TrimSpace(string(cg)), "\n") {
 			fmt.Printf("info: cgroup %s\n", l)

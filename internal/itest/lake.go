@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 )
@@ -16,6 +15,9 @@ var (
 	standinOnce sync.Once
 	standinBin  string
 	standinErr  error
+	helperOnce  sync.Once
+	helperBin   string
+	helperErr   error
 )
 
 func repoRoot() string {
@@ -48,27 +50,40 @@ func Standin(tb testing.TB) string {
 	return standinBin
 }
 
-// CleanupStandin removes the stand-in built by Standin, if any.
-func CleanupStandin() {
-	if standinBin != "" {
-		_ = os.RemoveAll(filepath.Dir(standinBin)) // our own temp dir
+// JobHelper builds hqd's job helper (cmd/hqd-job-exec) once per test
+// process, where a run's own uid can run it (a test binary's directory is
+// not), and returns its path. CleanupStandin removes it.
+func JobHelper(tb testing.TB) string {
+	tb.Helper()
+	helperOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "hqd-helper-")
+		if err != nil {
+			helperErr = err
+			return
+		}
+		_ = os.Chmod(dir, 0o755)
+		helperBin = filepath.Join(dir, "hqd-job-exec")
+		cmd := exec.Command("go", "build", "-o", helperBin, "./cmd/hqd-job-exec")
+		cmd.Dir = repoRoot()
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			helperErr = fmt.Errorf("building the job helper: %v\n%s", err, out)
+		}
+	})
+	if helperErr != nil {
+		tb.Fatal(helperErr)
 	}
+	return helperBin
 }
 
-// Invocations are the command lines the stand-in ran in project dir.
-func Invocations(tb testing.TB, dir string) []string {
-	tb.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, ".lake", "invocations.log"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var out []string
-	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		if l != "" {
-			out = append(out, l)
+// CleanupStandin removes the stand-in built by Standin and the helper
+// built by JobHelper, if any.
+func CleanupStandin() {
+	for _, b := range []string{standinBin, helperBin} {
+		if b != "" {
+			_ = os.RemoveAll(filepath.Dir(b)) // our own temp dir
 		}
 	}
-	return out
 }
 
 // LakeProject makes a verifier project for the stand-in lake: a lakefile,
@@ -102,12 +117,6 @@ func LakeProject(tb testing.TB, scenarios map[string]map[string]any) string {
 	}
 	b, _ := json.Marshal(scenarios)
 	must(os.WriteFile(filepath.Join(dir, ".standin", "scenarios.json"), b, 0o644))
-	// Writable by the unprivileged job user: the stand-in logs every start
-	// in .lake/, which (as build output) is not part of the cache key.
-	must(os.MkdirAll(filepath.Join(dir, ".lake"), 0o755))
-	log := filepath.Join(dir, ".lake", "invocations.log")
-	must(os.WriteFile(log, nil, 0o666))
-	must(os.Chmod(log, 0o666))
 	return dir
 }
 

@@ -46,3 +46,27 @@ func CPUTicks(t testing.TB, pid int) (proc, busy, total int64) {
 	}
 	return ut + st, busy, total
 }
+
+// Processes are the live processes (zombies aside) of the program bin on
+// this host, in whatever PID namespace: those whose argv[0] is bin. (A
+// sandboxed job's own pids mean nothing outside its namespace.)
+func Processes(bin string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil || !strings.HasPrefix(string(cmd), bin+"\x00") {
+			continue
+		}
+		stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if i := strings.LastIndexByte(string(stat), ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+			continue
+		}
+		out = append(out, pid)
+	}
+	return out
+}

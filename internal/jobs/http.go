@@ -154,7 +154,7 @@ func (h *Handlers) verify(w http.ResponseWriter, r *http.Request) error {
 		if err := h.ready(); err != nil {
 			return err
 		}
-		req.Spec.Args, req.Mode, req.Source = []string{"env", "lean", "{source}"}, lake.ModeLean, []byte(src)
+		req.Spec.Args, req.Mode, req.Spec.Source = []string{"env", "lean", "{source}"}, lake.ModeLean, []byte(src)
 		req.Key = key(h.VerifierDir, "verify-source", []byte(src))
 	}
 	return h.submit(w, r, req)

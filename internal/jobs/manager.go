@@ -11,8 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -33,8 +31,6 @@ var _ Runner = (*lake.Runner)(nil)
 type Config struct {
 	MaxRunning, MaxQueued, MaxPerUser int
 	Retention                         time.Duration // finished jobs are kept this long for replay
-	ScratchDir                        string        // per-run scratch dirs live here
-	ScratchUID, ScratchGID            int           // owner of scratch dirs (-1: leave)
 	LogLimit                          int           // bytes of events kept per job
 	CacheLimit                        int64         // bytes of cached results kept; 1 GiB when zero
 }
@@ -48,12 +44,11 @@ var (
 
 // Request is what a job runs.
 type Request struct {
-	Kind   string    // "verify" or "evaluate"
-	Owner  string    // the user's sub
-	Key    string    // cache key: identical requests share a run and its result
-	Spec   lake.Spec // Scratch is filled in by the manager
-	Mode   lake.Mode
-	Source []byte // written to the run's scratch dir as Source (its path replaces {source} in Spec.Args)
+	Kind  string // "verify" or "evaluate"
+	Owner string // the user's sub
+	Key   string // cache key: identical requests share a run and its result
+	Spec  lake.Spec
+	Mode  lake.Mode
 	// Verified decides done.verified from ok and the output's verdict.
 	Verified func(ok bool, errors int, sorry bool) bool
 }
@@ -246,47 +241,18 @@ func (m *Manager) start(r *run) {
 // execute runs lake for r and finishes its jobs.
 func (m *Manager) execute(ctx context.Context, r *run) {
 	defer r.cancel()
-	scratch, err := os.MkdirTemp(m.cfg.ScratchDir, "run-")
-	var out lake.Outcome
-	var asm *lake.Assembler
-	if err == nil {
-		defer os.RemoveAll(scratch)
-		if m.cfg.ScratchUID >= 0 {
-			_ = os.Chown(scratch, m.cfg.ScratchUID, m.cfg.ScratchGID) // the job's own user writes here
-		}
-		spec := r.req.Spec
-		spec.Scratch = scratch
-		if r.req.Source != nil {
-			src := filepath.Join(scratch, "Source.lean")
-			if err = os.WriteFile(src, r.req.Source, 0o644); err == nil {
-				args := make([]string, len(spec.Args))
-				for i, a := range spec.Args {
-					if a == "{source}" {
-						a = src
-					}
-					args[i] = a
-				}
-				spec.Args = args
-			}
-		}
-		if err == nil {
-			asm = lake.NewAssembler(r.req.Mode, func(ev lake.Event) {
-				m.mu.Lock()
-				m.publish(r, ev)
-				m.mu.Unlock()
-			})
-			out, err = m.runner.Run(ctx, spec, asm.Line)
-			asm.Flush()
-		}
-	}
+	asm := lake.NewAssembler(r.req.Mode, func(ev lake.Event) {
+		m.mu.Lock()
+		m.publish(r, ev)
+		m.mu.Unlock()
+	})
+	out, err := m.runner.Run(ctx, r.req.Spec, asm.Line)
+	asm.Flush()
 	m.durations.Observe(out.Duration.Seconds())
 
 	done := lake.NewEvent("done", "done", "")
 	ok := err == nil && out.Limit == "" && !out.Cancelled && out.ExitCode != nil && *out.ExitCode == 0
-	errs, sorry := 0, false
-	if asm != nil {
-		errs, sorry = asm.Verdict()
-	}
+	errs, sorry := asm.Verdict()
 	verified := ok
 	if r.req.Verified != nil {
 		verified = r.req.Verified(ok, errs, sorry)

@@ -2,6 +2,8 @@ package lake
 
 import (
 	"bufio"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -386,7 +388,26 @@ func (iso *Isolation) newGroup(name string, lim Limits) (*group, error) {
 	return g, nil
 }
 
-// procsFiles are the cgroup.procs files a process writes itself into.
+// newRunName names a run's cgroups: the daemon's identity and a random
+// part, so a cgroup left behind by an earlier daemon is never taken over,
+// and Sweep knows whose it is.
+func newRunName() string {
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:]) // crypto/rand.Read never fails on Linux
+	return runPrefix + daemonOwner + "-" + hex.EncodeToString(rnd[:])
+}
+
+// join moves the process pid into every cgroup of the group.
+func (g *group) join(pid int) error {
+	for _, f := range g.procsFiles() {
+		if err := writeFile(f, strconv.Itoa(pid)); err != nil {
+			return fmt.Errorf("moving the run into %s: %w", filepath.Dir(f), err)
+		}
+	}
+	return nil
+}
+
+// procsFiles are the cgroup.procs files of the group.
 func (g *group) procsFiles() []string {
 	out := make([]string, 0, len(g.dirs))
 	for _, d := range g.dirs {

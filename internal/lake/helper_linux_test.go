@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,8 +17,20 @@ import (
 // and hqd-job-exec, built here and handed over as a sealed memfd the way
 // hqd does with the one it embeds.
 func helpers(t *testing.T) map[string]string {
+	// hqd itself: a copy of the test binary where a run's uid can run it
+	// (go test's own directory is root's alone).
 	self, err := os.Executable()
 	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	_ = os.Chmod(dir, 0o755)
+	self = filepath.Join(dir, "hqd")
+	if err := os.WriteFile(self, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(t.TempDir(), "hqd-job-exec")
@@ -26,7 +39,7 @@ func helpers(t *testing.T) map[string]string {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building hqd-job-exec: %v\n%s", err, out)
 	}
-	b, err := os.ReadFile(bin)
+	b, err = os.ReadFile(bin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,8 +50,8 @@ func helpers(t *testing.T) map[string]string {
 	return map[string]string{"hqd itself": self, "hqd-job-exec": path}
 }
 
-// TestHelpers: with either helper the job runs in its own cgroups, as
-// nobody, without network, and its limits hold.
+// TestHelpers: with either helper the job runs in its own cgroups and
+// sandbox, as a uid of its own, and its limits hold.
 func TestHelpers(t *testing.T) {
 	iso := isolation(t)
 	dir := itest.LakeProject(t, map[string]map[string]any{
@@ -51,13 +64,8 @@ func TestHelpers(t *testing.T) {
 			run := func(target string) (Outcome, *captured) {
 				r := runner(t, iso, Limits{Memory: 64 << 20, Pids: 32, CPU: 1, Timeout: 10 * time.Second})
 				r.Self = helper
-				if os.Geteuid() == 0 {
-					r.UID, r.GID, r.NoNetwork = 65534, 65534, true
-				}
-				scratch := t.TempDir()
-				_ = os.Chmod(scratch, 0o777)
 				var c captured
-				out, err := r.Run(context.Background(), Spec{Dir: dir, Args: []string{"build", target}, Scratch: scratch}, c.add)
+				out, err := r.Run(context.Background(), Spec{Dir: dir, Args: []string{"build", target}}, c.add)
 				if err != nil {
 					t.Fatalf("%s: %v", target, err)
 				}
@@ -68,8 +76,10 @@ func TestHelpers(t *testing.T) {
 			if out.ExitCode == nil || *out.ExitCode != 0 || strings.Count(text, "/"+runPrefix) < 2 {
 				t.Errorf("the job is not in its run's cgroups: %+v\n%s", out, text)
 			}
-			if os.Geteuid() == 0 && !strings.Contains(text, "uid 65534 gid 65534 groups []") {
-				t.Errorf("the job kept privileges:\n%s", text)
+			// uid 0 of its own user namespace, which is one of the run
+			// uids outside.
+			if !strings.Contains(text, "uid 0 gid 0 groups []") || !strings.Contains(text, "uid_map 0 "+strconv.Itoa(testUIDs)[:4]) {
+				t.Errorf("the job is not its own user:\n%s", text)
 			}
 			if out, _ := run("Standin.Hog"); out.Limit != "memory" {
 				t.Errorf("memory hog: limit %q", out.Limit)

@@ -4,13 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"sync"
@@ -28,10 +27,12 @@ type Limits struct {
 
 // Spec is one run of the lake binary.
 type Spec struct {
-	Dir     string   // working directory (the Lake project)
-	Args    []string // after the binary: "build", "Proving.Basic"
-	Stdin   []byte
-	Scratch string // the run's own directory: HOME and TMPDIR
+	Dir   string   // working directory: the Lake project
+	Args  []string // after the binary: "build", "Proving.Basic"; "{source}" stands for Source's path
+	Stdin []byte
+	// Source, when set, is written to the run's scratch directory as
+	// Source.lean (the file of `lake env lean`).
+	Source []byte
 }
 
 // Outcome is how a run ended.
@@ -42,85 +43,54 @@ type Outcome struct {
 	Duration  time.Duration
 }
 
-// Runner starts lake under the isolation and limits it was given.
+// Runner starts lake under the isolation, the sandbox and the limits it
+// was given.
 type Runner struct {
-	Bin       string // HQD_LAKE_BIN
-	Self      string // the job helper (see Helper and package jobexec)
-	Iso       *Isolation
-	Limits    Limits
-	UID, GID  int  // the unprivileged user runs get; -1 keeps the daemon's
-	NoNetwork bool // a new, empty network namespace (needs CAP_SYS_ADMIN)
+	Bin    string // HQD_LAKE_BIN, an absolute path
+	Self   string // the job helper (see Helper and package jobexec)
+	Iso    *Isolation
+	Box    *Sandboxing // nil: runs are not sandboxed, which only Unconfined allows
+	Limits Limits
+	// Unconfined (HQD_JOBS_UNCONFINED=1) lets runs go without a sandbox,
+	// and without cgroups where none are usable.
+	Unconfined bool
+	// ScratchDir holds the scratch directories of runs that are not
+	// sandboxed (a sandboxed run's scratch is its own tmpfs).
+	ScratchDir string
 }
 
 // ErrNoIsolation refuses a run when no cgroups are usable and unconfined
 // runs were not allowed.
 var ErrNoIsolation = errors.New("job isolation is not available")
 
+// ScratchPath is the run's scratch directory inside its sandbox: HOME,
+// TMPDIR and the Source.lean of a check. The same path for every run, so
+// nothing of the host shows in a diagnostic.
+const ScratchPath = "/job"
+
 // env is the whole environment a run gets: nothing of the daemon's.
 func (r *Runner) env(scratch string) []string {
 	path := "/usr/local/bin:/usr/bin:/bin"
-	if dir := dirOf(r.Bin); dir != "" {
+	if dir := filepath.Dir(r.Bin); dir != "" {
 		path = dir + ":" + path // lake finds its toolchain beside it
 	}
-	return []string{"PATH=" + path, "HOME=" + scratch, "TMPDIR=" + scratch, "LANG=C.UTF-8", "LC_ALL=C.UTF-8"}
-}
-
-func dirOf(p string) string {
-	for i := len(p) - 1; i >= 0; i-- {
-		if p[i] == '/' {
-			return p[:i]
-		}
+	env := []string{"PATH=" + path, "HOME=" + scratch, "TMPDIR=" + scratch, "LANG=C.UTF-8", "LC_ALL=C.UTF-8"}
+	if elan := elanHome(r.Bin); elan != "" {
+		env = append(env, "ELAN_HOME="+elan) // elan's proxies find their toolchains there, not under HOME
 	}
-	return ""
+	return env
 }
 
 // Run runs spec and calls line for every output line, in order per stream,
 // from two goroutines (stdout and stderr). It returns when the process and
 // every descendant are gone. err is set only when nothing could be started.
 func (r *Runner) Run(ctx context.Context, spec Spec, line func(stream, text string)) (Outcome, error) {
-	if r.Iso == nil || r.Iso.Mode == IsolationNone {
-		return Outcome{}, ErrNoIsolation
-	}
-	// The daemon's identity and a random part: a cgroup left behind by an
-	// earlier daemon is never taken over, and Sweep knows whose it is.
-	var rnd [8]byte
-	_, _ = rand.Read(rnd[:]) // crypto/rand.Read never fails on Linux
-	name := runPrefix + daemonOwner + "-" + hex.EncodeToString(rnd[:])
-	// Pdeathsig fires when the thread that forked the child exits, not the
-	// process: keep this goroutine on its thread until the child is reaped.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	return readOutput(line, func(stdout, stderr *os.File) (Outcome, error) { return r.RunFiles(ctx, spec, stdout, stderr) })
+}
 
-	var g *group
-	args := []string{"job-exec"}
-	if r.Iso.Confined() {
-		var err error
-		if g, err = r.Iso.newGroup(name, r.Limits); err != nil {
-			return Outcome{}, err
-		}
-		defer g.remove()
-		for _, f := range g.procsFiles() {
-			args = append(args, "-procs", f)
-		}
-	} else {
-		args = append(args, "-rlimit-as", strconv.FormatInt(r.Limits.Memory, 10))
-	}
-	if r.UID >= 0 {
-		args = append(args, "-uid", strconv.Itoa(r.UID), "-gid", strconv.Itoa(r.GID))
-	}
-	args = append(args, "--", r.Bin)
-	args = append(args, spec.Args...)
-
-	cmd := exec.Command(r.Self, args...)
-	cmd.Dir = spec.Dir
-	cmd.Env = r.env(spec.Scratch)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if r.NoNetwork {
-		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWNET
-	}
-	if spec.Stdin != nil {
-		cmd.Stdin = bytes.NewReader(spec.Stdin)
-	}
+// readOutput gives run the write ends of two pipes (which run closes once
+// the job has them) and calls line for every line read from them.
+func readOutput(line func(stream, text string), run func(stdout, stderr *os.File) (Outcome, error)) (Outcome, error) {
 	// Our own pipes: Wait must not wait for EOF, which a descendant that
 	// escaped would hold off until the cgroup is swept.
 	outR, outW, err := os.Pipe()
@@ -133,16 +103,6 @@ func (r *Runner) Run(ctx context.Context, spec Spec, line func(stream, text stri
 		outW.Close()
 		return Outcome{}, err
 	}
-	cmd.Stdout, cmd.Stderr = outW, errW
-	start := time.Now()
-	err = cmd.Start()
-	outW.Close()
-	errW.Close()
-	if err != nil {
-		outR.Close()
-		errR.Close()
-		return Outcome{}, fmt.Errorf("starting %s: %w", r.Bin, err)
-	}
 	var readers sync.WaitGroup
 	for _, p := range []struct {
 		name string
@@ -151,11 +111,130 @@ func (r *Runner) Run(ctx context.Context, spec Spec, line func(stream, text stri
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
-			defer p.f.Close()
 			readLines(p.f, func(s string) { line(p.name, s) })
 		}()
 	}
+	out, err := run(outW, errW)
+	readersDone := make(chan struct{})
+	go func() { readers.Wait(); close(readersDone) }()
+	select {
+	case <-readersDone:
+	case <-time.After(5 * time.Second):
+		// Unconfined runs cannot sweep an escaped descendant; stop reading.
+		outR.Close()
+		errR.Close()
+		<-readersDone
+	}
+	outR.Close()
+	errR.Close()
+	return out, err
+}
 
+// RunFiles runs spec with its output going to stdout and stderr, which it
+// closes once the job has them (or it failed to start). It returns when
+// the process and every descendant are gone. err is set only when nothing
+// could be started.
+func (r *Runner) RunFiles(ctx context.Context, spec Spec, stdout, stderr *os.File) (Outcome, error) {
+	defer stdout.Close()
+	defer stderr.Close()
+	if r.Iso == nil || r.Iso.Mode == IsolationNone || (r.Box == nil && !r.Unconfined) {
+		return Outcome{}, ErrNoIsolation
+	}
+	// Pdeathsig fires when the thread that forked the child exits, not the
+	// process: keep this goroutine on its thread until the child is reaped.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+
+	var g *group
+	if r.Iso.Confined() {
+		var err error
+		if g, err = r.Iso.newGroup(newRunName(), r.Limits); err != nil {
+			return Outcome{}, err
+		}
+		defer g.remove()
+	}
+	var st *started
+	var err error
+	if r.Box != nil {
+		st, err = r.startSandboxed(spec, g, stdout, stderr)
+	} else {
+		st, err = r.startUnconfined(spec, g, stdout, stderr)
+	}
+	stdout.Close()
+	stderr.Close()
+	if err != nil {
+		return Outcome{}, err
+	}
+	defer st.release()
+	return supervise(ctx, st.cmd, g, r.Limits.Timeout, st.start), nil
+}
+
+// started is a run's process, once it runs.
+type started struct {
+	cmd     *exec.Cmd
+	start   time.Time
+	release func() // gives back what the run held (its uid, its scratch dir)
+}
+
+// startUnconfined starts lake through the helper, which only sets an
+// address-space limit: HQD_JOBS_UNCONFINED=1, no sandbox.
+func (r *Runner) startUnconfined(spec Spec, g *group, stdout, stderr *os.File) (*started, error) {
+	scratch, err := os.MkdirTemp(r.ScratchDir, "run-")
+	if err != nil {
+		return nil, fmt.Errorf("making the run's scratch directory: %w", err)
+	}
+	release := func() { os.RemoveAll(scratch) }
+	src := filepath.Join(scratch, "Source.lean")
+	if spec.Source != nil {
+		if err := os.WriteFile(src, spec.Source, 0o644); err != nil {
+			release()
+			return nil, err
+		}
+	}
+	args := []string{"job-exec"}
+	if g == nil {
+		args = append(args, "-rlimit-as", strconv.FormatInt(r.Limits.Memory, 10))
+	}
+	args = append(append(args, "--", r.Bin), withSource(spec.Args, src)...)
+	cmd := exec.Command(r.Self, args...)
+	cmd.Dir = spec.Dir
+	cmd.Env = r.env(scratch)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if spec.Stdin != nil {
+		cmd.Stdin = bytes.NewReader(spec.Stdin)
+	}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	st := &started{cmd: cmd, start: time.Now(), release: release}
+	if err := cmd.Start(); err != nil {
+		release()
+		return nil, fmt.Errorf("starting %s: %w", r.Bin, err)
+	}
+	if g != nil {
+		// The helper may already run lake: the limits hold from here on.
+		if err := g.join(cmd.Process.Pid); err != nil {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = cmd.Wait()
+			release()
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+func withSource(args []string, src string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a == "{source}" {
+			a = src
+		}
+		out[i] = a
+	}
+	return out
+}
+
+// supervise waits for the run, killing it on a limit, the wall clock or
+// ctx, and sweeps whatever it left behind.
+func supervise(ctx context.Context, cmd *exec.Cmd, g *group, timeout time.Duration, start time.Time) Outcome {
 	pid := cmd.Process.Pid
 	var (
 		mu    sync.Mutex
@@ -181,18 +260,10 @@ func (r *Runner) Run(ctx context.Context, spec Spec, line func(stream, text stri
 			close(killed)
 		})
 	}
-	// A kill must find the child in its cgroups: wait until it has joined
-	// (the helper joins before it execs lake).
-	if g != nil {
-		deadline := time.Now().Add(2 * time.Second)
-		for !g.contains(pid) && time.Now().Before(deadline) {
-			time.Sleep(time.Millisecond)
-		}
-	}
 	exited := make(chan struct{})
 	go func() {
-		timeout := time.NewTimer(r.Limits.Timeout)
-		defer timeout.Stop()
+		timer := time.NewTimer(timeout)
+		defer timer.Stop()
 		tick := time.NewTicker(50 * time.Millisecond)
 		defer tick.Stop()
 		for {
@@ -203,7 +274,7 @@ func (r *Runner) Run(ctx context.Context, spec Spec, line func(stream, text stri
 				return
 			case <-ctx.Done():
 				kill("cancel")
-			case <-timeout.C:
+			case <-timer.C:
 				kill("timeout")
 			case <-tick.C:
 				if g != nil {
@@ -226,21 +297,10 @@ func (r *Runner) Run(ctx context.Context, spec Spec, line func(stream, text stri
 			mu.Unlock()
 		}
 		_ = g.kill()
-	}
-	if g == nil {
+	} else {
 		// Unconfined: the process group is all there is to sweep. (With a
 		// cgroup it is already empty, and the group id may be reused.)
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
-	}
-	readersDone := make(chan struct{})
-	go func() { readers.Wait(); close(readersDone) }()
-	select {
-	case <-readersDone:
-	case <-time.After(5 * time.Second):
-		// Unconfined runs cannot sweep an escaped descendant; stop reading.
-		outR.Close()
-		errR.Close()
-		<-readersDone
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -250,7 +310,7 @@ func (r *Runner) Run(ctx context.Context, spec Spec, line func(stream, text stri
 	}
 	code := exitCode(cmd.ProcessState, werr)
 	out.ExitCode = &code
-	return out, nil
+	return out
 }
 
 // exitCode is the process's code, 128+signal when a signal ended it.

@@ -2,7 +2,6 @@ package lake
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -62,15 +61,14 @@ func (c *captured) pids() []int {
 	return out
 }
 
-// alive says whether pid is a live process (a zombie is not).
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
+// noLeftovers fails t for every process of the stand-in still running,
+// and kills it.
+func noLeftovers(t *testing.T, bin string) {
+	t.Helper()
+	for _, pid := range itest.Processes(bin) {
+		t.Errorf("process %d of the job is still running", pid)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
 func runner(t *testing.T, iso *Isolation, lim Limits) *Runner {
@@ -78,8 +76,13 @@ func runner(t *testing.T, iso *Isolation, lim Limits) *Runner {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Runner{Bin: itest.Standin(t), Self: self, Iso: iso, Limits: lim, UID: -1, GID: -1}
+	_ = self
+	bin := itest.Standin(t)
+	return &Runner{Bin: bin, Self: itest.JobHelper(t), Iso: iso, Limits: lim, Box: NewSandboxing(bin, NewUIDPool(testUIDs, 65536))}
 }
+
+// testUIDs are the host uids the tests' runs get.
+const testUIDs = 1_000_000_000
 
 func TestRunLimits(t *testing.T) {
 	iso := isolation(t)
@@ -129,19 +132,14 @@ func TestRunLimits(t *testing.T) {
 	} {
 		t.Run(tc.target, func(t *testing.T) {
 			var c captured
-			out, err := runner(t, iso, lim).Run(context.Background(), Spec{Dir: dir, Args: []string{"build", tc.target}, Scratch: t.TempDir()}, c.add)
+			out, err := runner(t, iso, lim).Run(context.Background(), Spec{Dir: dir, Args: []string{"build", tc.target}}, c.add)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if out.Limit != tc.limit || out.ExitCode == nil || (tc.code >= 0 && *out.ExitCode != tc.code) {
 				t.Errorf("outcome: limit %q exit %v, want limit %q exit %d", out.Limit, deref(out.ExitCode), tc.limit, tc.code)
 			}
-			for _, pid := range c.pids() {
-				if alive(pid) {
-					t.Errorf("process %d of the job is still running", pid)
-					_ = syscall.Kill(pid, syscall.SIGKILL)
-				}
-			}
+			noLeftovers(t, itest.Standin(t))
 			if tc.check != nil {
 				tc.check(t, &c)
 			}
@@ -162,41 +160,14 @@ func TestRunCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var c captured
 	go func() { time.Sleep(300 * time.Millisecond); cancel() }()
-	out, err := runner(t, iso, Limits{Memory: 64 << 20, Pids: 32, CPU: 1, Timeout: time.Minute}).Run(ctx, Spec{Dir: dir, Args: []string{"build", "Standin.Deaf"}, Scratch: t.TempDir()}, c.add)
+	out, err := runner(t, iso, Limits{Memory: 64 << 20, Pids: 32, CPU: 1, Timeout: time.Minute}).Run(ctx, Spec{Dir: dir, Args: []string{"build", "Standin.Deaf"}}, c.add)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !out.Cancelled || out.Limit != "" || out.Duration > 10*time.Second {
 		t.Errorf("cancelled run: %+v", out)
 	}
-	for _, pid := range c.pids() {
-		if alive(pid) {
-			t.Errorf("process %d survived the cancel", pid)
-		}
-	}
-}
-
-func TestRunUnprivileged(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("dropping to another user needs root; the daemon keeps its own uid otherwise")
-	}
-	iso := isolation(t)
-	dir := itest.LakeProject(t, map[string]map[string]any{"exe:whoami": {"action": "echo-stdin"}})
-	r := runner(t, iso, Limits{Memory: 64 << 20, Pids: 32, CPU: 1, Timeout: 10 * time.Second})
-	r.UID, r.GID, r.NoNetwork = 65534, 65534, true
-	scratch := t.TempDir()
-	_ = os.Chmod(scratch, 0o777)
-	var c captured
-	out, err := r.Run(context.Background(), Spec{Dir: dir, Args: []string{"exe", "whoami"}, Stdin: []byte(`{"a":1}`), Scratch: scratch}, c.add)
-	if err != nil || out.ExitCode == nil || *out.ExitCode != 0 {
-		t.Fatalf("run as nobody: %+v %v %v", out, err, c.lines)
-	}
-	if !strings.Contains(strings.Join(c.lines, "\n"), `stdout: {"input":{"a":1}}`) {
-		t.Errorf("stdin did not reach the job: %v", c.lines)
-	}
-	for _, pid := range c.pids() {
-		_ = pid // gone already; the uid was checked by the exec below
-	}
+	noLeftovers(t, itest.Standin(t))
 }
 
 func TestNoIsolationRefuses(t *testing.T) {
@@ -213,20 +184,16 @@ func TestRunUnconfined(t *testing.T) {
 	iso := &Isolation{Mode: IsolationUnconfined}
 	r := runner(t, iso, Limits{Memory: 1 << 30, Pids: 64, CPU: 1, Timeout: time.Second})
 	var c captured
-	out, err := r.Run(context.Background(), Spec{Dir: dir, Args: []string{"build", "Proving.Basic"}, Scratch: t.TempDir()}, c.add)
+	out, err := r.Run(context.Background(), Spec{Dir: dir, Args: []string{"build", "Proving.Basic"}}, c.add)
 	if err != nil || out.ExitCode == nil || *out.ExitCode != 0 || out.Limit != "" {
 		t.Fatalf("unconfined replay: %+v %v", out, err)
 	}
 	c = captured{}
-	out, err = r.Run(context.Background(), Spec{Dir: dir, Args: []string{"build", "Standin.Loop"}, Scratch: t.TempDir()}, c.add)
+	out, err = r.Run(context.Background(), Spec{Dir: dir, Args: []string{"build", "Standin.Loop"}}, c.add)
 	if err != nil || out.Limit != "timeout" {
 		t.Fatalf("unconfined loop: %+v %v", out, err)
 	}
-	for _, pid := range c.pids() {
-		if alive(pid) {
-			t.Errorf("process %d survived", pid)
-		}
-	}
+	noLeftovers(t, itest.Standin(t))
 }
 
 // TestSweep: the cgroups of a daemon that is gone are removed, with the
