@@ -66,6 +66,7 @@ type Config struct {
 	JobCPU         float64
 	JobsUnconfined bool
 	JobUIDs        string
+	JobSocket      string
 
 	ShutdownGrace  time.Duration
 	DevAllowRemote bool
@@ -135,6 +136,7 @@ func settings(c *Config, mode string) []setting {
 		{"job-pids", "256", "process and thread limit of a run (its cgroup)", integer(&c.JobPids)},
 		{"job-cpu", "1", "CPU limit of a run, in cores (its cgroup)", float(&c.JobCPU)},
 		{"jobs-unconfined", "false", "run jobs without cgroups (rlimits and process-group kill only) where none are usable", boolean(&c.JobsUnconfined)},
+		{"job-socket", "/run/hqd-job.sock", "where systemd starts a sandboxed unit per job (hqd-job.socket); used when it exists", str(&c.JobSocket)},
 		{"job-uids", "1000000000-1000065535", "host uids for sandboxed runs when hqd runs as root, one per concurrent run (none may be a real user's)", str(&c.JobUIDs)},
 		{"shutdown-grace", "25s", "time to finish in-flight requests on SIGTERM", duration(&c.ShutdownGrace)},
 		{"dev-allow-remote", "false", "dev only: allow a non-loopback --addr", boolean(&c.DevAllowRemote)},

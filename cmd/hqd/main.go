@@ -9,14 +9,31 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/quantapix/hqd/internal/lake"
 	"github.com/quantapix/hqd/internal/lake/jobexec"
 )
 
+func jobRun() error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	return lake.Serve(os.Stdin, self)
+}
+
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "job-exec" {
-		// hqd re-run as a job's helper: join the cgroups, drop privileges,
-		// become lake (internal/lake).
+		// hqd re-run as a job's helper: its sandbox and init (internal/lake).
 		os.Exit(jobexec.Main(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "job-run" {
+		// hqd started by systemd in an hqd-job@ unit: one run, asked for on
+		// the connection that is its stdin (internal/lake.Serve).
+		if err := jobRun(); err != nil {
+			fmt.Fprintf(os.Stderr, "hqd job-run: %v\n", err)
+			os.Exit(1)
+		}
+		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

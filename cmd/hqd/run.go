@@ -300,14 +300,19 @@ func (a *App) newJobs() error {
 		Bin: bin, Self: helper, Iso: a.iso, Unconfined: cfg.JobsUnconfined, ScratchDir: os.TempDir(),
 		Limits: lake.Limits{Memory: cfg.JobMemory, Pids: int64(cfg.JobPids), CPU: cfg.JobCPU, Timeout: cfg.JobTimeout},
 	}
-	a.sandbox = a.newSandbox(runner)
+	var jobRunner jobs.Runner = runner
+	if st, err := os.Stat(cfg.JobSocket); err == nil && st.Mode()&os.ModeSocket != 0 {
+		jobRunner = a.newUnitSandbox(bin)
+	} else {
+		a.sandbox = a.newSandbox(runner)
+	}
 	cache, err := lake.NewCache(cfg.LakeCacheDir)
 	if err != nil {
 		return err
 	}
 	a.jobs = jobs.NewManager(jobs.Config{
 		MaxRunning: cfg.JobsMaxRunning, MaxQueued: cfg.JobsMaxQueued, MaxPerUser: cfg.JobsMaxPerUser,
-	}, runner, cache, a.log, a.reg)
+	}, jobRunner, cache, a.log, a.reg)
 	a.jobRoutes = &jobs.Handlers{Manager: a.jobs, Verifier: a.verifier, VerifierDir: cfg.VerifierDir, LakeBin: bin,
 		EvaluatorDir: cfg.EvaluatorDir, EvaluatorExe: cfg.EvaluatorExe,
 		MaxSource: cfg.MaxSource, Shutdown: a.shutdown,
@@ -320,6 +325,7 @@ func (a *App) newJobs() error {
 // Sandbox modes, as /readyz names them.
 const (
 	sandboxNamespaces = "namespaces" // hqd as root: user, PID, mount and network namespaces, a uid per run
+	sandboxUnits      = "units"      // under systemd: the same, in an hqd-job@ unit per run with a user of its own
 	sandboxNone       = "none"       // no sandbox can be made: jobs are refused
 	sandboxOff        = "off"        // none, and HQD_JOBS_UNCONFINED=1 runs jobs anyway
 )
@@ -343,10 +349,9 @@ func (a *App) newSandbox(runner *lake.Runner) string {
 	}
 	first, size, _ := parseUIDs(a.cfg.JobUIDs) // validated with the configuration
 	runner.Box = lake.NewSandboxing(runner.Bin, lake.NewUIDPool(first, size))
-	dir, err := os.MkdirTemp("", "hqd-sandbox-check-")
+	dir, done, err := a.trialProject()
 	if err == nil {
-		defer os.RemoveAll(dir)
-		_ = os.Chmod(dir, 0o755)
+		defer done()
 		err = runner.CheckSandbox(dir)
 	}
 	if err != nil {
@@ -355,6 +360,50 @@ func (a *App) newSandbox(runner *lake.Runner) string {
 	}
 	a.log.Info("job sandbox", "mode", sandboxNamespaces, "uids", a.cfg.JobUIDs, "readOnly", runner.Box.ReadOnly)
 	return sandboxNamespaces
+}
+
+// trialProject is a project directory for a trial run: the verifier's or
+// the evaluator's (which a job unit sees too: hqd's /tmp is its own), else
+// an empty one of our own.
+func (a *App) trialProject() (dir string, done func(), err error) {
+	for _, d := range []string{a.cfg.VerifierDir, a.cfg.EvaluatorDir} {
+		if st, err := os.Stat(d); d != "" && err == nil && st.IsDir() {
+			return d, func() {}, nil
+		}
+	}
+	dir, err = os.MkdirTemp("", "hqd-sandbox-check-")
+	if err != nil {
+		return "", nil, err
+	}
+	_ = os.Chmod(dir, 0o755)
+	return dir, func() { os.RemoveAll(dir) }, nil
+}
+
+// newUnitSandbox runs jobs through the job socket (HQD_JOB_SOCKET): each
+// in an hqd-job@ unit that systemd starts with a user of its own, which
+// sandboxes and limits it. hqd itself then needs no privilege at all.
+func (a *App) newUnitSandbox(bin string) jobs.Runner {
+	cfg := a.cfg
+	rm := &lake.Remote{Socket: cfg.JobSocket, Bin: bin,
+		Limits: lake.Limits{Memory: cfg.JobMemory, Pids: int64(cfg.JobPids), CPU: cfg.JobCPU, Timeout: cfg.JobTimeout}}
+	a.sandbox = sandboxUnits
+	dir, done, err := a.trialProject()
+	iso := ""
+	if err == nil {
+		defer done()
+		iso, err = rm.Check(dir)
+	}
+	if err != nil {
+		a.sandbox, a.sandboxWhy = sandboxNone, "a trial run in a job unit failed"
+		a.log.Warn("no job sandbox", "why", a.sandboxWhy, "socket", cfg.JobSocket, "err", err)
+		iso = lake.IsolationNone
+	} else {
+		a.log.Info("job sandbox", "mode", sandboxUnits, "socket", cfg.JobSocket, "isolation", iso)
+	}
+	// Limits are the units' own: hqd's cgroups (none under its unit) do
+	// not matter.
+	a.iso = &lake.Isolation{Mode: iso, Detail: "in an hqd-job@ unit per run"}
+	return rm
 }
 
 // jobsAvailable says, before any process starts, whether a job on the
