@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -83,27 +84,65 @@ func TestTfsec(t *testing.T) {
 	}
 }
 
-func TestSystemdUnit(t *testing.T) {
-	unit, _ := os.ReadFile("systemd/hqd.service")
-	// verify checks ExecStart exists: point it at a binary that does.
-	tmp := filepath.Join(t.TempDir(), "hqd.service")
-	if err := os.WriteFile(tmp, bytes.ReplaceAll(unit, []byte("/usr/local/bin/hqd"), []byte("/bin/true")), 0o644); err != nil {
-		t.Fatal(err)
+// TestSystemdUnits: hqd's unit, and the socket and template that run each
+// job in a unit of its own (docs/SANDBOX.md), pass systemd-analyze verify;
+// hqd's exposure stays at most 2.0 and it holds no privilege for jobs.
+func TestSystemdUnits(t *testing.T) {
+	dir := t.TempDir()
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join("systemd", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
 	}
-	if out, err := run(t, ".", "systemd-analyze", "verify", tmp); err != nil || strings.TrimSpace(out) != "" {
-		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
-	}
-	out, err := run(t, ".", "systemd-analyze", "security", "--offline=true", "--threshold=20", "systemd/hqd.service")
-	m := regexp.MustCompile(`Overall exposure level for hqd.service: ([0-9.]+)`).FindStringSubmatch(out)
-	if err != nil || m == nil {
-		t.Fatalf("systemd-analyze security: %v\n%s", err, out)
-	}
-	t.Logf("exposure %s", m[1])
-	for _, want := range []string{"Type=notify", "AmbientCapabilities=CAP_NET_BIND_SERVICE", "CapabilityBoundingSet=CAP_NET_BIND_SERVICE", "StateDirectory=hqd", "Delegate=", "User=hqd", "NoNewPrivileges=yes"} {
-		if !bytes.Contains(unit, []byte(want)) {
-			t.Errorf("the unit lacks %s", want)
+	units := map[string][]byte{"hqd.service": read("hqd.service"), "hqd-job.socket": read("hqd-job.socket"), "hqd-job@.service": read("hqd-job@.service")}
+	for name, b := range units {
+		// verify checks ExecStart exists: point it at a binary that does.
+		if err := os.WriteFile(filepath.Join(dir, name), bytes.ReplaceAll(b, []byte("/usr/local/bin/hqd"), []byte("/bin/true")), 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
+	// A template is verified as an instance of it.
+	if err := os.Link(filepath.Join(dir, "hqd-job@.service"), filepath.Join(dir, "hqd-job@0-1-2.service")); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"hqd.service", "hqd-job.socket", "hqd-job@0-1-2.service"} {
+		if out, err := run(t, dir, "systemd-analyze", "verify", u); err != nil || strings.TrimSpace(out) != "" {
+			t.Errorf("systemd-analyze verify %s: %v\n%s", u, err, out)
+		}
+	}
+	exposure := func(unit string) float64 {
+		out, err := run(t, dir, "systemd-analyze", "security", "--offline=true", unit)
+		m := regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+)`).FindStringSubmatch(out)
+		if err != nil || m == nil {
+			t.Fatalf("systemd-analyze security %s: %v\n%s", unit, err, out)
+		}
+		f, _ := strconv.ParseFloat(m[1], 64)
+		t.Logf("%s: exposure %s", unit, m[1])
+		return f
+	}
+	if e := exposure("hqd.service"); e > 2.0 {
+		t.Errorf("hqd.service's exposure is %.1f, over 2.0", e)
+	}
+	if e := exposure("hqd-job@0-1-2.service"); e > 2.5 {
+		t.Errorf("hqd-job@.service's exposure is %.1f, over 2.5", e)
+	}
+	has := func(unit string, lines ...string) {
+		for _, want := range lines {
+			if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(want) + `$`).Match(units[unit]) {
+				t.Errorf("%s lacks the line %s", unit, want)
+			}
+		}
+	}
+	has("hqd.service", "Type=notify", "AmbientCapabilities=CAP_NET_BIND_SERVICE", "CapabilityBoundingSet=CAP_NET_BIND_SERVICE", "StateDirectory=hqd",
+		"User=hqd", "NoNewPrivileges=yes", "RestrictNamespaces=yes", "ProtectControlGroups=yes", "Wants=network-online.target hqd-job.socket")
+	if bytes.Contains(units["hqd.service"], []byte("Delegate=")) {
+		t.Error("hqd.service delegates cgroups: jobs are limited in their own units")
+	}
+	has("hqd-job.socket", "ListenStream=/run/hqd-job.sock", "Accept=yes", "SocketUser=hqd", "SocketMode=0600")
+	has("hqd-job@.service", "ExecStart=/usr/local/bin/hqd job-run", "StandardInput=socket", "DynamicUser=yes", "User=hqd-job-%i", "Delegate=yes",
+		"PrivateNetwork=yes", "NoNewPrivileges=yes", "CapabilityBoundingSet=", "ProtectSystem=strict", "ProtectHome=yes")
 }
 
 // block is one resource, data source or module block of a .tf file.
