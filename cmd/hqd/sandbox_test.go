@@ -190,3 +190,50 @@ func TestJobSandbox(t *testing.T) {
 		}
 	}
 }
+
+// TestJobFlood: a job printing 150 MB as fast as it can still ends, with
+// its done event, while hqd keeps a bounded part of it (SPEC §6.3: at
+// most LogLimit of events, RSS under 200 MiB), says so in the stream, and
+// caches nothing of a run whose events were cut.
+func TestJobFlood(t *testing.T) {
+	project := itest.LakeProject(t, map[string]map[string]any{"Standin.Flood": {"action": "flood"}})
+	data := t.TempDir()
+	h := startHQD(t, []string{"HQD_LAKE_BIN=" + itest.Standin(t), "HQD_VERIFIER_DIR=" + project, "HQD_JOB_TIMEOUT=100s", "HQD_JOB_MEMORY=256MiB"},
+		"dev", "--addr=127.0.0.1:0", "--metrics-addr=127.0.0.1:0", "--data-dir="+data)
+	h.waitReady()
+	tok := devSignIn(t, h, "flood@example.com", "Passw0rd!").AccessToken
+	start := time.Now()
+	a, job := submit(t, h, tok, `{"target":"Standin.Flood"}`)
+	if a.status != 202 {
+		t.Fatalf("submit = %d %s", a.status, a.body)
+	}
+	evs := until(t, mustStream(t, h, job, tok), 100*time.Second)
+	took := time.Since(start)
+	done := evs[len(evs)-1].Data
+	if done["ok"] != true || done["limit"] != "" {
+		t.Errorf("done = %v", done)
+	}
+	var cut bool
+	for _, ev := range evs {
+		if msg, _ := ev.Data["msg"].(string); strings.HasPrefix(msg, "the rest of the output is not kept") {
+			cut = true
+		}
+	}
+	if !cut || len(evs) > 100_000 {
+		t.Errorf("%d events kept; cut said: %v", len(evs), cut)
+	}
+	status, _ := os.ReadFile("/proc/" + strconv.Itoa(h.cmd.Process.Pid) + "/status")
+	var peakKB int64
+	for _, l := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			peakKB, _ = strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+		}
+	}
+	t.Logf("1,500,000 lines (150 MB) in %v: %.0f lines/s end to end; hqd's peak RSS %d MiB; %d events kept", took.Round(time.Millisecond), 1_500_000/took.Seconds(), peakKB>>10, len(evs))
+	if peakKB == 0 || peakKB > 200<<10 {
+		t.Errorf("hqd's peak RSS was %d KiB, over 200 MiB", peakKB)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(data, "lake-cache")); len(ents) != 0 {
+		t.Errorf("a run whose events were cut was cached: %d entries", len(ents))
+	}
+}

@@ -17,7 +17,7 @@
 // (ignore SIGTERM, run forever), probe (try what a hostile job would, and
 // report what worked: see probe.go), escape (a double-forked child leaves the
 // process group and lives on), huge-line (one 10 MB line), bad-utf8, ticks (400 time-stamped lines), crash
-// (SIGKILL), echo-stdin (copy stdin to stdout as a JSON result). Every
+// (SIGKILL), flood (150 MB of lines at full speed), echo-stdin (copy stdin to stdout as a JSON result). Every
 // process it starts prints "standin: pid N".
 package main
 
@@ -218,6 +218,15 @@ func act(action string) {
 			fmt.Printf("info: tick %d\n", time.Now().UnixNano())
 			time.Sleep(5 * time.Millisecond)
 		}
+	case "flood":
+		// 150 MB of lines as fast as they can be written: what hqd keeps
+		// of a run must stay bounded, and the run must still end.
+		w := bufio.NewWriterSize(os.Stdout, 1<<16)
+		line := strings.Repeat("x", 90)
+		for i := 0; i < 1_500_000; i++ {
+			fmt.Fprintf(w, "info: %07d %s\n", i, line)
+		}
+		w.Flush()
 	case "echo-stdin":
 		in, _ := io.ReadAll(os.Stdin)
 		out, _ := json.Marshal(map[string]any{"input": json.RawMessage(in)})

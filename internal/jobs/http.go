@@ -354,6 +354,9 @@ func (h *Handlers) events(w http.ResponseWriter, r *http.Request) error {
 		defer h.streams.Dec()
 		err := sse.Stream(ctx, sw, job.Log, last, h.Heartbeat, h.Shutdown)
 		_ = sw.Close() // a detached stream's connection ends with it
+		if err == nil {
+			h.Manager.Delivered(job) // sent to its end
+		}
 		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, sse.ErrShutdown) && !errors.Is(err, sse.ErrGone) {
 			httpx.LoggerFrom(ctx).Info("event stream ended", "err", err)
 		}

@@ -31,7 +31,8 @@ var _ Runner = (*lake.Runner)(nil)
 type Config struct {
 	MaxRunning, MaxQueued, MaxPerUser int
 	Retention                         time.Duration // finished jobs are kept this long for replay
-	LogLimit                          int           // bytes of events kept per job
+	LogLimit                          int           // bytes of events kept per job (and per run)
+	RetainLimit                       int           // bytes of events kept by all finished jobs; the oldest go first
 	CacheLimit                        int64         // bytes of cached results kept; 1 GiB when zero
 }
 
@@ -67,15 +68,21 @@ type Job struct {
 	done      lake.Event
 	ended     time.Time
 	cancelled bool
+	// undelivered: a cache hit whose replay no stream has sent to its end
+	// yet. It counts as active (HQD_JOBS_MAX_PER_USER), or a user could
+	// pile up replays faster than anyone reads them.
+	undelivered bool
 }
 
 // run is one lake process (or one cache replay) and the jobs attached to it.
 type run struct {
-	req     Request
-	jobs    []*Job
-	events  []lake.Event
-	cancel  context.CancelFunc
-	started bool
+	req       Request
+	jobs      []*Job
+	events    []lake.Event // for jobs that attach late, and the cache
+	size      int          // bytes of events
+	truncated bool         // events past LogLimit were not kept: not cached
+	cancel    context.CancelFunc
+	started   bool
 }
 
 // Manager queues and runs jobs.
@@ -85,13 +92,15 @@ type Manager struct {
 	cache  *lake.Cache
 	log    *slog.Logger
 
-	mu      sync.Mutex
-	jobs    map[string]*Job
-	runs    map[string]*run // in flight, by key
-	queue   []*run
-	running int
-	closed  bool
-	wg      sync.WaitGroup
+	mu       sync.Mutex
+	jobs     map[string]*Job
+	ended    []*Job          // finished jobs, oldest first
+	retained int             // bytes of events the finished jobs keep
+	runs     map[string]*run // in flight, by key
+	queue    []*run
+	running  int
+	closed   bool
+	wg       sync.WaitGroup
 
 	queued, active prometheus.Gauge
 	outcomes       *prometheus.CounterVec
@@ -108,6 +117,9 @@ func NewManager(cfg Config, runner Runner, cache *lake.Cache, log *slog.Logger, 
 	}
 	if cfg.CacheLimit == 0 {
 		cfg.CacheLimit = 1 << 30
+	}
+	if cfg.RetainLimit == 0 {
+		cfg.RetainLimit = 64 << 20
 	}
 	m := &Manager{
 		cfg: cfg, runner: runner, cache: cache, log: log.With("pkg", "jobs"),
@@ -135,33 +147,30 @@ func newID() string {
 // Submit makes a job: a replay of a cached result, a share of an identical
 // run in flight, or a new run (queued when all slots are busy).
 func (m *Manager) Submit(req Request) (*Job, error) {
+	if err := m.admit(req.Owner); err != nil {
+		return nil, err
+	}
+	// The cache is read without the lock: a result may be megabytes.
+	cached, hit := m.cache.Get(req.Key)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.closed {
-		return nil, errors.New("shutting down")
-	}
-	active := 0
-	for _, j := range m.jobs {
-		if j.Owner == req.Owner && j.status != "done" {
-			active++
-		}
-	}
-	if active >= m.cfg.MaxPerUser {
-		return nil, ErrTooManyJobs
+	if err := m.admitLocked(req.Owner); err != nil {
+		return nil, err
 	}
 	job := &Job{ID: newID(), Kind: req.Kind, Owner: req.Owner, Created: time.Now().UTC(), Log: sse.NewLog(m.cfg.LogLimit), status: "queued"}
-	if c, ok := m.cache.Get(req.Key); ok {
+	r, shared := m.runs[req.Key]
+	if hit && !shared {
 		m.jobs[job.ID] = job
-		for _, ev := range c.Events {
+		for _, ev := range cached.Events {
 			job.Log.Append(ev.Kind(), ev.JSON())
 		}
-		done := c.Done
+		done := cached.Done
 		done["cached"], done["exitCode"], done["at"] = true, nil, lake.NewEvent("", "", "")["at"]
 		m.finish(job, done)
+		job.undelivered = true
 		m.outcomes.WithLabelValues(req.Kind, "cached").Inc()
 		return job, nil
 	}
-	r, shared := m.runs[req.Key]
 	if !shared {
 		if len(m.queue) >= m.cfg.MaxQueued && m.running >= m.cfg.MaxRunning {
 			return nil, ErrQueueFull
@@ -181,6 +190,38 @@ func (m *Manager) Submit(req Request) (*Job, error) {
 		}
 	}
 	return job, nil
+}
+
+func (m *Manager) admit(owner string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.admitLocked(owner)
+}
+
+// admitLocked refuses a new job of owner when the manager is closing or
+// owner has the most active jobs allowed. m.mu is held.
+func (m *Manager) admitLocked(owner string) error {
+	if m.closed {
+		return errors.New("shutting down")
+	}
+	active := 0
+	for _, j := range m.jobs {
+		if j.Owner == owner && (j.status != "done" || j.undelivered) {
+			active++
+		}
+	}
+	if active >= m.cfg.MaxPerUser {
+		return ErrTooManyJobs
+	}
+	return nil
+}
+
+// Delivered records that a stream sent job's events to their end: a
+// cache hit stops counting as active.
+func (m *Manager) Delivered(j *Job) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	j.undelivered = false
 }
 
 // attach adds job to r and gives it r's events so far.
@@ -211,10 +252,27 @@ func (m *Manager) queuedEvent(r *run) lake.Event {
 }
 
 // publish sends ev to every job of r; m.mu or the run's own sequencing
-// guards it.
+// guards it. Past LogLimit bytes of events, a run's output is no longer
+// kept (nor encoded): one warning says so, and the run is not cached.
 func (m *Manager) publish(r *run, ev lake.Event) {
-	r.events = append(r.events, ev)
+	if r.truncated {
+		return
+	}
 	b := ev.JSON()
+	if r.size+len(b) > m.cfg.LogLimit {
+		r.truncated = true
+		stage, _ := ev["stage"].(string)
+		ev = lake.NewEvent(stage, "log", fmt.Sprintf("the rest of the output is not kept: more than %d MiB of events", m.cfg.LogLimit>>20))
+		ev["level"] = "warning"
+		b = ev.JSON()
+		r.events = append(r.events, ev)
+		for _, j := range r.jobs {
+			j.Log.Must(ev.Kind(), b)
+		}
+		return
+	}
+	r.size += len(b)
+	r.events = append(r.events, ev)
 	for _, j := range r.jobs {
 		j.Log.Append(ev.Kind(), b)
 	}
@@ -293,7 +351,7 @@ func (m *Manager) execute(ctx context.Context, r *run) {
 	// and end every job, so an identical request either shares this run or
 	// finds its result.
 	signaled := out.ExitCode != nil && *out.ExitCode > 128
-	if err == nil && out.Limit == "" && !out.Cancelled && !signaled {
+	if err == nil && out.Limit == "" && !out.Cancelled && !signaled && !r.truncated {
 		if cerr := m.cache.Put(r.req.Key, &lake.Cached{Events: r.events, Done: done}); cerr != nil {
 			m.log.Warn("caching a result", "err", cerr)
 		}
@@ -327,6 +385,20 @@ func (m *Manager) finish(j *Job, done lake.Event) {
 	j.status, j.done, j.ended, j.run = "done", done, time.Now(), nil
 	j.Log.Must("done", done.JSON())
 	j.Log.Close()
+	m.ended = append(m.ended, j)
+	m.retained += j.Log.Size()
+	// The oldest finished jobs go early when all of them together keep
+	// too much: every one may hold LogLimit bytes for Retention.
+	for m.retained > m.cfg.RetainLimit && len(m.ended) > 1 {
+		m.forget(m.ended[0])
+	}
+}
+
+// forget drops a finished job (the first of m.ended). m.mu is held.
+func (m *Manager) forget(j *Job) {
+	m.ended = m.ended[1:]
+	m.retained -= j.Log.Size()
+	delete(m.jobs, j.ID)
 }
 
 // Get returns the owner's job; anyone else's is ErrNotFound.
@@ -374,6 +446,7 @@ func (m *Manager) Cancel(owner, id string) error {
 		return ErrNotFound
 	}
 	if j.status == "done" {
+		j.undelivered = false // a cache hit its owner no longer wants
 		return nil
 	}
 	r := j.run
@@ -409,10 +482,8 @@ func (m *Manager) Cancel(owner, id string) error {
 func (m *Manager) Expire(now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for id, j := range m.jobs {
-		if j.status == "done" && now.Sub(j.ended) > m.cfg.Retention {
-			delete(m.jobs, id)
-		}
+	for len(m.ended) > 0 && now.Sub(m.ended[0].ended) > m.cfg.Retention {
+		m.forget(m.ended[0])
 	}
 }
 

@@ -52,7 +52,13 @@ type Assembler struct {
 type entry struct {
 	ev    Event
 	lines []string
+	size  int  // bytes in lines
+	cut   bool // continuation lines past MaxEntry were dropped
 }
+
+// MaxEntry bounds one diagnostic or log entry with its continuation lines:
+// a run cannot make hqd hold an endless message.
+const MaxEntry = 256 << 10
 
 // NewAssembler reads the output of a run of mode and emits its events.
 func NewAssembler(mode Mode, emit func(Event)) *Assembler {
@@ -79,7 +85,12 @@ func (a *Assembler) Line(stream, raw string) {
 	l := a.c.Classify(stream, Clean(raw))
 	if l.Kind == "diagnostic_cont" || l.Kind == "log_cont" {
 		if e := a.open[stream]; e != nil {
+			if e.size+len(l.Msg) > MaxEntry {
+				e.cut = true
+				return
+			}
 			e.lines = append(e.lines, l.Msg)
+			e.size += len(l.Msg)
 			return
 		}
 		l.Kind = "text"
@@ -98,11 +109,11 @@ func (a *Assembler) Line(stream, raw string) {
 		if l.Code != "" {
 			ev["code"] = l.Code
 		}
-		a.open[stream] = &entry{ev: ev, lines: []string{l.Msg}}
+		a.open[stream] = &entry{ev: ev, lines: []string{l.Msg}, size: len(l.Msg)}
 	case "log":
 		ev := NewEvent(st, "log", l.Msg)
 		ev["level"] = l.Level
-		a.open[stream] = &entry{ev: ev, lines: []string{l.Msg}}
+		a.open[stream] = &entry{ev: ev, lines: []string{l.Msg}, size: len(l.Msg)}
 	case "command":
 		ev := NewEvent(st, "log", l.Msg)
 		ev["level"] = "trace"
@@ -144,6 +155,9 @@ func (a *Assembler) close(stream string) {
 	lines := e.lines
 	for len(lines) > 1 && strings.TrimSpace(lines[len(lines)-1]) == "" {
 		lines = lines[:len(lines)-1]
+	}
+	if e.cut {
+		lines = append(lines, "…(message cut: more than 256 KiB)")
 	}
 	e.ev["msg"] = strings.Join(lines, "\n")
 	if e.ev.Kind() == "diagnostic" {
