@@ -142,7 +142,7 @@ func (h *Handlers) verify(w http.ResponseWriter, r *http.Request) error {
 		if err := h.ready(); err != nil {
 			return err
 		}
-		req.Key = key(h.VerifierDir, "verify-target", []byte(t))
+		req.Key = h.key(h.VerifierDir, "verify-target", req.Spec.Args, []byte(t))
 	} else {
 		src := *in.Source
 		if int64(len(src)) > h.MaxSource {
@@ -155,18 +155,18 @@ func (h *Handlers) verify(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		req.Spec.Args, req.Mode, req.Spec.Source = []string{"env", "lean", "{source}"}, lake.ModeLean, []byte(src)
-		req.Key = key(h.VerifierDir, "verify-source", []byte(src))
+		req.Key = h.key(h.VerifierDir, "verify-source", req.Spec.Args, []byte(src))
 	}
 	return h.submit(w, r, req)
 }
 
 // key is the cache key of an input against a project's current state.
-func key(dir, kind string, input []byte) string {
+func (h *Handlers) key(dir, kind string, args []string, input []byte) string {
 	tree, err := lake.TreeState(dir)
 	if err != nil {
 		tree = "unreadable:" + time.Now().String() // never a hit
 	}
-	return lake.Key(kind, tree, lake.Toolchain(dir), input)
+	return lake.Key(kind, tree, lake.Toolchain(dir), h.LakeBin, args, input)
 }
 
 // evaluated is the 202 answer of POST /api/evaluate: the job and the
@@ -213,7 +213,7 @@ func (h *Handlers) evaluate(w http.ResponseWriter, r *http.Request) error {
 	stdin, _ := json.Marshal(n) // plain values always marshal
 	req := Request{Kind: "evaluate", Owner: id.Sub, Mode: lake.ModeExe,
 		Spec: lake.Spec{Dir: h.EvaluatorDir, Args: []string{"exe", h.EvaluatorExe}, Stdin: stdin},
-		Key:  key(h.EvaluatorDir, "evaluate", stdin)}
+		Key:  h.key(h.EvaluatorDir, "evaluate", []string{"exe", h.EvaluatorExe}, stdin)}
 	job, err := h.Manager.Submit(req)
 	if err != nil {
 		return submitError(err)

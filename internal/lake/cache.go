@@ -91,15 +91,36 @@ func (c *Cache) Prune(maxBytes int64) error {
 	return nil
 }
 
+// keyVersion is part of every key: results recorded before the sandbox
+// (when a job could write into the cache itself) are never trusted.
+const keyVersion = "hqd-result-v2"
+
 // Key hashes what decides a run's result: its kind, the project's tree
-// state, the toolchain, and the normalized input.
-func Key(kind, treeState, toolchain string, input []byte) string {
+// state, the toolchain, the lake binary, the command line and the
+// normalized input.
+func Key(kind, treeState, toolchain, lakeBin string, args []string, input []byte) string {
 	h := sha256.New()
-	for _, part := range [][]byte{[]byte(kind), []byte(treeState), []byte(toolchain), input} {
+	parts := [][]byte{[]byte(keyVersion), []byte(kind), []byte(treeState), []byte(toolchain), []byte(BinaryState(lakeBin)), []byte(strings.Join(args, "\x00")), input}
+	for _, part := range parts {
 		fmt.Fprintf(h, "%d:", len(part))
 		h.Write(part)
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// BinaryState names the program at path as it is now: where it resolves,
+// its size and modification time (a new toolchain or stand-in is a new
+// state).
+func BinaryState(path string) string {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "missing:" + path
+	}
+	st, err := os.Stat(real)
+	if err != nil {
+		return "missing:" + real
+	}
+	return fmt.Sprintf("%s\x00%d\x00%d", real, st.Size(), st.ModTime().UnixNano())
 }
 
 // TreeState hashes a project's files by name, size and modification time
