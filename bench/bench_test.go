@@ -245,6 +245,10 @@ func TestBench(t *testing.T) {
 	if want("P7") {
 		figs = append(figs, p7(t, rounds)...)
 	}
+	if want("P10") && (full() || os.Getenv("HQD_BENCH_ONLY") != "") {
+		// (make test floods once already: cmd/hqd TestJobFlood.)
+		figs = append(figs, p10(t, rounds)...)
+	}
 	for _, f := range figs {
 		t.Logf("%s %-60s %10.2f %-6s ratio %.2f budget %s met %v %s", f.ID, f.Name, f.Value, f.Unit, f.Ratio, f.Budget, f.Met, f.Note)
 	}

@@ -60,7 +60,6 @@ var (
 	jobTimeRE    = regexp.MustCompile(` \((?:(\d+)ms|(\d+)(?:\.(\d))?s)\)$`)
 	successRE    = regexp.MustCompile(`^(?:Build completed successfully(?: \((\d+) jobs?\))?|All targets up-to-date \((\d+) jobs?\)|Nothing to build)\.$`)
 	failuresRE   = regexp.MustCompile(`^Some required (?:targets|builds) logged failures:$`)
-	levelRE      = regexp.MustCompile(`^(trace|info|warning|error): ?(.*)$`)
 	commandRE    = regexp.MustCompile(`^(\S*)> (.*)$`)
 	leanExitRE   = regexp.MustCompile(`^Lean exited with code (\d+)$`)
 	toolExitRE   = regexp.MustCompile(`^external command '(.+)' exited with code (\d+)$`)
@@ -139,9 +138,31 @@ func optInt(s string) *int {
 	return &n
 }
 
+// cutLevel splits "level: text" (Lake's log lines: trace, info, warning,
+// error; the space is optional).
+func cutLevel(text string) (level, rest string, ok bool) {
+	for _, l := range [...]string{"info", "warning", "error", "trace"} {
+		if r, found := strings.CutPrefix(text, l+":"); found {
+			return l, strings.TrimPrefix(r, " "), true
+		}
+	}
+	return "", "", false
+}
+
+// matchIf is re's submatches of text, tried only when maybe holds.
+func matchIf(maybe bool, re *regexp.Regexp, text string) []string {
+	if !maybe {
+		return nil
+	}
+	return re.FindStringSubmatch(text)
+}
+
 func (c *Classifier) monitorLine(stream, text string) Line {
 	l := Line{Stream: stream, Stage: "build", Msg: text}
-	if m := jobRE.FindStringSubmatch(text); m != nil {
+	// Each pattern is tried only when a cheap look says it may match: a
+	// run can print a million lines (issue 14), and the regexps' lazy
+	// groups backtrack over every one.
+	if m := matchIf(strings.Contains(text, "] "), jobRE, text); m != nil {
 		c.open[stream] = ""
 		c.seenJob = true
 		l.Kind, l.Status, l.Done, l.Total, l.Verb = "job", jobIconState[m[1]], atoi(m[2]), atoi(m[3]), m[5]
@@ -161,7 +182,7 @@ func (c *Classifier) monitorLine(stream, text string) Line {
 		c.job = l.Target
 		return l
 	}
-	if m := successRE.FindStringSubmatch(text); m != nil {
+	if m := matchIf(strings.HasPrefix(text, "Build ") || strings.HasPrefix(text, "All ") || strings.HasPrefix(text, "Nothing "), successRE, text); m != nil {
 		c.open[stream], c.summary = "", true
 		l.Stage, l.Kind = "summary", "success"
 		switch {
@@ -188,8 +209,8 @@ func (c *Classifier) monitorLine(stream, text string) Line {
 		l.Stage, l.Kind, l.Msg = "summary", "build_failed", strings.TrimPrefix(text, "error: ")
 		return l
 	}
-	if m := levelRE.FindStringSubmatch(text); m != nil {
-		return c.levelLine(stream, m[1], m[2], c.seenJob && !c.summary)
+	if level, rest, ok := cutLevel(text); ok {
+		return c.levelLine(stream, level, rest, c.seenJob && !c.summary)
 	}
 	if c.open[stream] != "" {
 		return c.cont(stream, text)
@@ -207,8 +228,8 @@ func (c *Classifier) levelLine(stream, level, text string, inBuild bool) Line {
 	if inBuild {
 		l.Stage, l.Job = "build", c.job
 	}
-	switch m := commandRE.FindStringSubmatch(text); {
-	case level == "trace" && m != nil:
+	switch m := matchIf(level == "trace", commandRE, text); {
+	case m != nil:
 		l.Kind, l.Cwd, l.Msg = "command", m[1], m[2]
 		c.open[stream] = ""
 		return l
@@ -227,7 +248,7 @@ func (c *Classifier) levelLine(stream, level, text string, inBuild bool) Line {
 			return l
 		}
 	}
-	if m := lakeDiagRE.FindStringSubmatch(text); m != nil && level != "trace" {
+	if m := matchIf(level != "trace" && (strings.Contains(text, ".lean:") || strings.Contains(text, ".toml:")), lakeDiagRE, text); m != nil {
 		l.Kind, l.Severity, l.File = "diagnostic", level, m[1]
 		l.LineNo, l.Col, l.EndLine, l.EndCol, l.Msg = atoi(m[2]), atoi(m[3]), optInt(m[4]), optInt(m[5]), m[6]
 		c.open[stream] = "diagnostic"
@@ -254,7 +275,7 @@ func (c *Classifier) cont(stream, text string) Line {
 
 // lean classifies lean's own stdout (`lake env lean FILE`).
 func (c *Classifier) lean(text string) Line {
-	if m := leanDiagRE.FindStringSubmatch(text); m != nil {
+	if m := matchIf(strings.Contains(text, ".lean:"), leanDiagRE, text); m != nil {
 		sev := m[6]
 		if sev == "information" {
 			sev = "info"
@@ -285,9 +306,9 @@ func (c *Classifier) otherStream(stream, text string) Line {
 	if text == "error: build failed" || text == "error: top-level build failed" {
 		return Line{Stream: stream, Stage: "summary", Kind: "build_failed", Msg: strings.TrimPrefix(text, "error: ")}
 	}
-	if m := levelRE.FindStringSubmatch(text); m != nil {
+	if level, rest, ok := cutLevel(text); ok {
 		c.open[stream] = "log"
-		return Line{Stream: stream, Stage: "lake", Kind: "log", Level: m[1], Msg: m[2]}
+		return Line{Stream: stream, Stage: "lake", Kind: "log", Level: level, Msg: rest}
 	}
 	if c.open[stream] != "" {
 		l := c.cont(stream, text)
