@@ -59,12 +59,12 @@ variable "refresh_token_rotation" {
 }
 
 variable "hqd_release_url" {
-  description = "HTTPS URL of the hqd arm64 binary."
+  description = "HTTPS URL of the hqd arm64 release archive (make release ARCH=arm64)."
   type        = string
 }
 
 variable "hqd_release_sha256" {
-  description = "SHA-256 of that binary."
+  description = "SHA-256 of that archive."
   type        = string
 }
 

@@ -47,12 +47,12 @@ variable "open_http" {
 }
 
 variable "hqd_release_url" {
-  description = "HTTPS URL of the hqd arm64 binary; the unit is at the same URL + .service."
+  description = "HTTPS URL of the hqd arm64 release archive (make release ARCH=arm64: the binary and deploy/systemd)."
   type        = string
 }
 
 variable "hqd_release_sha256" {
-  description = "SHA-256 of the binary, checked before it is installed."
+  description = "SHA-256 of the release archive, checked before it is installed."
   type        = string
 }
 
