@@ -276,19 +276,6 @@ func (a *App) newSessions(ctx context.Context) (*auth.Sessions, error) {
 func (a *App) newJobs() error {
 	cfg := a.cfg
 	a.shutdown = make(chan struct{})
-	a.iso = lake.DetectIsolation(cfg.JobsUnconfined)
-	if n, err := a.iso.Sweep(); err != nil {
-		a.log.Warn("removing the job cgroups of an earlier daemon", "removed", n, "err", err)
-	} else if n > 0 {
-		a.log.Warn("removed the job cgroups of an earlier daemon that did not stop cleanly", "removed", n)
-	}
-	a.log.Info("job isolation", "mode", a.iso.Mode, "detail", a.iso.Detail)
-	self, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("finding hqd's own executable for the job helper: %w", err)
-	}
-	helper, what := lake.Helper(self)
-	a.log.Info("job helper", "helper", what)
 	bin := cfg.LakeBin
 	if p, err := exec.LookPath(bin); err == nil {
 		bin = p
@@ -296,15 +283,31 @@ func (a *App) newJobs() error {
 	if abs, err := filepath.Abs(bin); err == nil {
 		bin = abs // the path lake has inside the sandbox too
 	}
-	runner := &lake.Runner{
-		Bin: bin, Self: helper, Iso: a.iso, Unconfined: cfg.JobsUnconfined, ScratchDir: os.TempDir(),
-		Limits: lake.Limits{Memory: cfg.JobMemory, Pids: int64(cfg.JobPids), CPU: cfg.JobCPU, Timeout: cfg.JobTimeout},
-	}
-	var jobRunner jobs.Runner = runner
+	var jobRunner jobs.Runner
 	if st, err := os.Stat(cfg.JobSocket); err == nil && st.Mode()&os.ModeSocket != 0 {
+		// Under systemd: the job units limit and sandbox the runs; hqd's
+		// own cgroups do not matter (its unit has none to give).
 		jobRunner = a.newUnitSandbox(bin)
 	} else {
+		a.iso = lake.DetectIsolation(cfg.JobsUnconfined)
+		if n, err := a.iso.Sweep(); err != nil {
+			a.log.Warn("removing the job cgroups of an earlier daemon", "removed", n, "err", err)
+		} else if n > 0 {
+			a.log.Warn("removed the job cgroups of an earlier daemon that did not stop cleanly", "removed", n)
+		}
+		a.log.Info("job isolation", "mode", a.iso.Mode, "detail", a.iso.Detail)
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("finding hqd's own executable for the job helper: %w", err)
+		}
+		helper, what := lake.Helper(self)
+		a.log.Info("job helper", "helper", what)
+		runner := &lake.Runner{
+			Bin: bin, Self: helper, Iso: a.iso, Unconfined: cfg.JobsUnconfined, ScratchDir: os.TempDir(),
+			Limits: lake.Limits{Memory: cfg.JobMemory, Pids: int64(cfg.JobPids), CPU: cfg.JobCPU, Timeout: cfg.JobTimeout},
+		}
 		a.sandbox = a.newSandbox(runner)
+		jobRunner = runner
 	}
 	cache, err := lake.NewCache(cfg.LakeCacheDir)
 	if err != nil {
@@ -412,10 +415,10 @@ func (a *App) newUnitSandbox(bin string) jobs.Runner {
 func (a *App) jobsAvailable(bin, dir, what, setting string) jobs.Availability {
 	return func() (bool, string) {
 		switch {
-		case a.iso.Mode == lake.IsolationNone:
-			return false, "jobs cannot run on this host: it has no cgroups for them"
 		case a.sandbox == sandboxNone:
 			return false, "jobs cannot run on this host: " + a.sandboxWhy
+		case a.iso.Mode == lake.IsolationNone:
+			return false, "jobs cannot run on this host: it has no cgroups for them"
 		case dir == "":
 			return false, "no " + what + " project is configured (" + setting + ")"
 		}
@@ -545,20 +548,27 @@ func (a *App) Run(ctx context.Context) error {
 		if err := a.certs.Start(baseCtx); err != nil {
 			return err
 		}
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
-		defer signal.Stop(hup)
-		g.Go(func() error {
-			for {
-				select {
-				case <-hup:
-					_ = a.certs.Reload() // logged; the old certificate stays
-				case <-gctx.Done():
-					return nil
-				}
-			}
-		})
 	}
+	// SIGHUP (systemctl reload) reloads the certificates, and never ends
+	// hqd: without TLS there is nothing to reload, and Go's default for
+	// SIGHUP would exit.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	g.Go(func() error {
+		for {
+			select {
+			case <-hup:
+				if a.certs != nil {
+					_ = a.certs.Reload() // logged; the old certificate stays
+				} else {
+					a.log.Info("SIGHUP: nothing to reload (no TLS certificates)")
+				}
+			case <-gctx.Done():
+				return nil
+			}
+		}
+	})
 	a.log.Info("listening", "url", a.publicURL, "addr", a.ln.Addr().String(), "http", addrOf(a.httpLn), "tls", a.tlsConfig != nil,
 		"metrics", metricsAddr(a.metricsLn), "storage", a.cfg.Storage, "version", version.Version)
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady) // no-op outside systemd

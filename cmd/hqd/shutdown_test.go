@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -108,4 +109,25 @@ func tail(b []byte) string {
 		s = s[len(s)-300:]
 	}
 	return strings.TrimSpace(s)
+}
+
+// TestReloadWithoutTLS: systemctl reload (SIGHUP) of an hqd serving plain
+// HTTP keeps it serving: there is nothing to reload, and it says so.
+func TestReloadWithoutTLS(t *testing.T) {
+	h := startHQD(t, nil, "dev", "--addr=127.0.0.1:0", "--metrics-addr=", "--data-dir="+t.TempDir())
+	h.waitReady()
+	_ = h.cmd.Process.Signal(syscall.SIGHUP)
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(h.Stdout(), "nothing to reload"); {
+		select {
+		case <-h.exited:
+			t.Fatalf("hqd exited on SIGHUP: %v", h.exitErr)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("hqd never acknowledged SIGHUP")
+		}
+	}
+	if a := do(t, "GET", h.URL+"/healthz", "", nil); a.status != 200 {
+		t.Errorf("after SIGHUP /healthz = %d", a.status)
+	}
 }
