@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/quantapix/hqd/internal/version.Version=$(VERSION)
 TOOLS   := scripts/tools.sh
 
-.PHONY: all web helper build run test test-long test-unit fuzz load soak tools bench vet clean
+.PHONY: all web helper build run test test-long test-unit test-target fuzz load soak tools bench vet clean
 
 all: build
 
@@ -33,6 +33,15 @@ test: tools web helper vet
 	cd web && npx vitest run
 	HQD_TOOLS_DIR=$${HQD_TOOLS_DIR:-$$HOME/.cache/hqd/tools} $(GO) test -count=1 -timeout 12m ./...
 	$(GO) test -run '^$$' -fuzz FuzzEvaluate -fuzztime 200000x ./internal/evaluate/
+	$(MAKE) test-target
+
+# hqd rehearsed in an emulated VM like its EC2 host: Linux 6.1 cloud kernel,
+# systemd, cgroup v2 (deploy/target). x86-64 in make test; ARCH=arm64 on its
+# own. The first run installs QEMU and friends (apt) and caches a kernel and
+# a root file system under ~/.cache/hqd/target.
+ARCH ?= amd64
+test-target:
+	HQD_TARGET=1 HQD_TARGET_ARCH=$(ARCH) $(GO) test -count=1 -timeout 20m -run TestTarget -v ./deploy/target/
 
 # 60 s of mixed files traffic over 256 connections against hqd on MinIO
 # (make test runs 5 s over 32).
