@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/quantapix/hqd/internal/version.Version=$(VERSION)
 TOOLS   := scripts/tools.sh
 
-.PHONY: all web helper build run test test-long test-unit test-target fuzz load soak tools bench vet clean
+.PHONY: all web helper build release run test test-long test-unit test-target fuzz load soak tools bench vet clean
 
 all: build
 
@@ -22,6 +22,16 @@ build: web helper
 # hqd by the build above; without it hqd runs itself as the helper.
 helper:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o internal/lake/helper/hqd-job-exec ./cmd/hqd-job-exec
+
+# The host's release: hqd and deploy/systemd (units and install.sh) in one
+# archive, which the host's user-data checks and installs. For the EC2
+# host: GOARCH=arm64 make release.
+release: build
+	rm -rf bin/release && mkdir -p bin/release/systemd
+	cp bin/hqd bin/release/hqd
+	cp deploy/systemd/* bin/release/systemd/
+	tar -czf bin/hqd-release.tar.gz -C bin/release .
+	sha256sum bin/hqd-release.tar.gz
 
 # Starts `hqd dev` on http://127.0.0.1:8080 with files under ./.hqd.
 run: build
