@@ -27,6 +27,9 @@ type probeReport struct {
 	Processes []string
 	Env       []string
 	Cwd       string
+	FDs       []string
+	Keys      string
+	NestedNS  string `json:"nestedUserns"`
 }
 
 // probeOf runs a verify job of target and returns its probe report.
@@ -173,6 +176,18 @@ func TestJobSandbox(t *testing.T) {
 			}
 			if len(r.Processes) > 3 {
 				t.Errorf("the job sees %d processes: %v", len(r.Processes), r.Processes)
+			}
+			// Nothing of hqd's: descriptors, keys, a way to more privilege.
+			for _, fd := range r.FDs {
+				if n := strings.Fields(fd)[0]; n != "0" && n != "1" && n != "2" {
+					t.Errorf("the job holds descriptor %s", fd)
+				}
+			}
+			if r.Keys != "0 keys" && !strings.HasPrefix(r.Keys, "refused") {
+				t.Errorf("the job's session keyring: %s", r.Keys)
+			}
+			if !strings.HasPrefix(r.NestedNS, "refused") {
+				t.Errorf("the job made a user namespace of its own: %s", r.NestedNS)
 			}
 			if strings.Join(r.Env, " ") != "PATH="+filepath.Dir(itest.Standin(t))+":/usr/local/bin:/usr/bin:/bin HOME=/job TMPDIR=/job LANG=C.UTF-8 LC_ALL=C.UTF-8" {
 				t.Errorf("the job's environment: %v", r.Env)

@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // probes are what the probe action tries from inside a job, as an attacker
@@ -39,6 +43,51 @@ type report struct {
 	Processes []string          `json:"processes"` // "pid uid cmdline" of every process the job can see
 	Env       []string          `json:"env"`
 	Cwd       string            `json:"cwd"`
+	FDs       []string          `json:"fds"`          // open descriptors besides the one listing them
+	Keys      string            `json:"keys"`         // what the session keyring holds
+	NestedNS  string            `json:"nestedUserns"` // starting a process in a new user namespace
+	Hostname  string            `json:"hostname"`
+}
+
+// openFDs lists this process's open descriptors ("N target"), read with
+// raw system calls and leaving out the Go runtime's own poller.
+func openFDs() []string {
+	dir, err := unix.Open("/proc/self/fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return []string{"refused: " + err.Error()}
+	}
+	defer unix.Close(dir)
+	buf := make([]byte, 8192)
+	n, err := unix.ReadDirent(dir, buf)
+	if err != nil {
+		return []string{"refused: " + err.Error()}
+	}
+	_, _, names := unix.ParseDirent(buf[:n], -1, nil)
+	var out []string
+	for _, name := range names {
+		if name == strconv.Itoa(dir) {
+			continue
+		}
+		target, _ := os.Readlink("/proc/self/fd/" + name)
+		if target == "anon_inode:[eventpoll]" || target == "anon_inode:[eventfd]" {
+			continue // the Go runtime's own poller, made when main read its scenarios
+		}
+		out = append(out, name+" "+target)
+	}
+	return out
+}
+
+// sessionKeys lists the keys in the session keyring ("" when it is empty),
+// or why it cannot be read.
+func sessionKeys() string {
+	const keyctlRead = 11
+	keySpecSession := int32(-3) // KEY_SPEC_SESSION_KEYRING
+	buf := make([]byte, 4096)
+	n, _, errno := syscall.Syscall6(syscall.SYS_KEYCTL, keyctlRead, uintptr(keySpecSession), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), 0, 0)
+	if errno != 0 {
+		return "refused: " + errno.Error()
+	}
+	return fmt.Sprintf("%d keys", int(n)/4)
 }
 
 func result(err error) string {
@@ -49,7 +98,8 @@ func result(err error) string {
 }
 
 func probe(p probes) {
-	r := report{UID: os.Getuid(), Read: map[string]string{}, List: map[string]string{}, Write: map[string]string{},
+	fds := openFDs() // first: Go's runtime opens its own once we do anything
+	r := report{UID: os.Getuid(), FDs: fds, Read: map[string]string{}, List: map[string]string{}, Write: map[string]string{},
 		Connect: map[string]string{}, Signal: map[string]string{}, Env: os.Environ()}
 	if b, err := os.ReadFile("/proc/self/uid_map"); err == nil {
 		r.UIDMap = strings.Join(strings.Fields(string(b)), " ")
@@ -112,6 +162,11 @@ func probe(p probes) {
 		}
 		r.Processes = append(r.Processes, fmt.Sprintf("%s %d %s", e.Name(), uid, strings.ReplaceAll(string(cmd), "\x00", " ")))
 	}
+	r.Keys = sessionKeys()
+	nested := exec.Command("/bin/true")
+	nested.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER}
+	r.NestedNS = result(nested.Run())
+	r.Hostname, _ = os.Hostname()
 	b, _ := json.Marshal(r)
 	fmt.Printf("probe: %s\n", b)
 	time.Sleep(time.Duration(p.Hold) * time.Millisecond)

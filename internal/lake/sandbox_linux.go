@@ -142,7 +142,9 @@ func (r *Runner) startSandboxed(spec Spec, g *group, stdout, stderr *os.File) (*
 		release = func() { box.UIDs.Put(uid) }
 		// uid 0 inside is the run's uid outside; the helper becomes it
 		// before it runs anything (and so cannot touch the daemon's files).
-		cred = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
+		// No supplementary group of hqd's either (setgroups is then allowed in
+		// the run's namespace, but the run has no capability to use it).
+		cred = &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}}
 	}
 	gid := uid
 	if box.UIDs == nil {
@@ -185,7 +187,7 @@ func (r *Runner) startSandboxed(spec Spec, g *group, stdout, stderr *os.File) (*
 		Cloneflags:                 syscall.CLONE_NEWUSER | syscall.CLONE_NEWPID | syscall.CLONE_NEWNS | syscall.CLONE_NEWNET | syscall.CLONE_NEWIPC,
 		UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: uid, Size: 1}},
 		GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: gid, Size: 1}},
-		GidMappingsEnableSetgroups: false,
+		GidMappingsEnableSetgroups: cred != nil, // only a privileged map may allow it
 		Credential:                 cred,
 		Setpgid:                    true,
 		Pdeathsig:                  syscall.SIGKILL,

@@ -32,6 +32,9 @@ type probeReport struct {
 	Signal    map[string]string
 	Processes []string
 	Env       []string
+	FDs       []string
+	Keys      string
+	NestedNS  string `json:"nestedUserns"`
 }
 
 // probeSandbox: two users' probing jobs, run at once under the shipped
@@ -173,6 +176,17 @@ func probeSandbox(ctx context.Context, v *vm) (string, error) {
 		if len(r.Processes) > 3 {
 			bad = append(bad, fmt.Sprintf("%s sees %d processes", who, len(r.Processes)))
 		}
+		for _, fd := range r.FDs {
+			if n := strings.Fields(fd)[0]; n != "0" && n != "1" && n != "2" {
+				bad = append(bad, fmt.Sprintf("%s holds descriptor %s", who, fd))
+			}
+		}
+		if r.Keys != "0 keys" && !strings.HasPrefix(r.Keys, "refused") {
+			bad = append(bad, fmt.Sprintf("%s's session keyring: %s", who, r.Keys))
+		}
+		if !strings.HasPrefix(r.NestedNS, "refused") {
+			bad = append(bad, fmt.Sprintf("%s made a user namespace of its own", who))
+		}
 	}
 	if len(uids) != 2 {
 		bad = append(bad, fmt.Sprintf("the two concurrent jobs share a host uid: %v", uids))
@@ -194,8 +208,8 @@ func probeSandbox(ctx context.Context, v *vm) (string, error) {
 			bad = append(bad, "a job's write reached the host: "+p)
 		}
 	}
-	detail := fmt.Sprintf("host uids of the two jobs %v (hqd %s; the host saw %v); each: read %d state files (all refused), %d connects refused, processes %v; alice wrote %s",
-		keys(uids), hqdUID, keys(seen), len(a.r.Read), len(a.r.Connect), a.r.Processes, compact(a.r.Write))
+	detail := fmt.Sprintf("host uids of the two jobs %v (hqd %s; the host saw %v); each: read %d state files (all refused), %d connects refused, processes %v, descriptors %v, keyring %q, nested user namespace %q; alice wrote %s",
+		keys(uids), hqdUID, keys(seen), len(a.r.Read), len(a.r.Connect), a.r.Processes, a.r.FDs, a.r.Keys, a.r.NestedNS, compact(a.r.Write))
 	if len(bad) > 0 {
 		return detail, errors.New(strings.Join(bad, "; "))
 	}

@@ -80,6 +80,9 @@ func RunSandbox() int {
 	if err := build(&sb); err != nil {
 		return fail("building the sandbox", err)
 	}
+	if err := leaveNothingBehind(); err != nil {
+		return fail("parting from the daemon", err)
+	}
 	if err := dropPrivileges(); err != nil {
 		return fail("dropping privileges", err)
 	}
@@ -388,6 +391,31 @@ func loopbackUp() error {
 	}
 	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
 	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}
+
+// leaveNothingBehind parts the run from what it would otherwise share with
+// the daemon that started it: open descriptors (only 0–2 reach the run),
+// the session keyring (a keyring one holds grants its permissions whatever
+// the uid), core dumps (the host's handler), and more user namespaces
+// (in a nested one a run would hold every capability over new mounts and
+// network state: kernel surface it has no need for).
+func leaveNothingBehind() error {
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fmt.Errorf("closing inherited descriptors: %w", err)
+	}
+	// (Where a system-call filter refuses keyctl, the run cannot reach a
+	// keyring either: the filter is its too.)
+	if _, _, errno := unix.Syscall(unix.SYS_KEYCTL, unix.KEYCTL_JOIN_SESSION_KEYRING, 0, 0); errno != 0 && errno != unix.EPERM && errno != unix.ENOSYS {
+		return fmt.Errorf("a session keyring of its own: %w", errno)
+	}
+	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{}); err != nil {
+		return fmt.Errorf("no core dumps: %w", err)
+	}
+	// A limit of this user namespace, which its root may lower.
+	if err := os.WriteFile("/proc/sys/user/max_user_namespaces", []byte("0"), 0); err != nil {
+		return fmt.Errorf("no nested user namespaces: %w", err)
+	}
+	return nil
 }
 
 // Securebits (linux/securebits.h): uid 0 of the run's user namespace gains
