@@ -194,6 +194,9 @@ func probeSandbox(ctx context.Context, v *vm) (string, error) {
 	seen := map[string]bool{}
 	for _, pr := range hostView {
 		uid := pr.uid
+		if uid == "" {
+			continue // gone between ps and /proc
+		}
 		seen[uid] = true
 		if uid == "0" || uid == hqdUID {
 			bad = append(bad, fmt.Sprintf("the host sees job process %s as uid %s", pr.ps, uid))
