@@ -30,6 +30,7 @@ type probeReport struct {
 	FDs       []string
 	Keys      string
 	NestedNS  string `json:"nestedUserns"`
+	Hostname  string
 }
 
 // probeOf runs a verify job of target and returns its probe report.
@@ -188,6 +189,9 @@ func TestJobSandbox(t *testing.T) {
 			}
 			if !strings.HasPrefix(r.NestedNS, "refused") {
 				t.Errorf("the job made a user namespace of its own: %s", r.NestedNS)
+			}
+			if r.Hostname != "hqd-job" {
+				t.Errorf("the job sees the host's name %q", r.Hostname)
 			}
 			if strings.Join(r.Env, " ") != "PATH="+filepath.Dir(itest.Standin(t))+":/usr/local/bin:/usr/bin:/bin HOME=/job TMPDIR=/job LANG=C.UTF-8 LC_ALL=C.UTF-8" {
 				t.Errorf("the job's environment: %v", r.Env)

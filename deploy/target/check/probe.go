@@ -35,6 +35,7 @@ type probeReport struct {
 	FDs       []string
 	Keys      string
 	NestedNS  string `json:"nestedUserns"`
+	Hostname  string
 }
 
 // probeSandbox: two users' probing jobs, run at once under the shipped
@@ -186,6 +187,9 @@ func probeSandbox(ctx context.Context, v *vm) (string, error) {
 		}
 		if !strings.HasPrefix(r.NestedNS, "refused") {
 			bad = append(bad, fmt.Sprintf("%s made a user namespace of its own", who))
+		}
+		if r.Hostname != "hqd-job" {
+			bad = append(bad, fmt.Sprintf("%s sees the host's name %q", who, r.Hostname))
 		}
 	}
 	if len(uids) != 2 {

@@ -44,6 +44,9 @@ type Sandbox struct {
 	Env  []string `json:"env"`
 }
 
+// Hostname is the name a run sees for its host.
+const Hostname = "hqd-job"
+
 // The helper's descriptors besides 0–2: the sandbox's description (read
 // to its end) and the status it reports (one line, then closed).
 const (
@@ -331,6 +334,9 @@ func build(sb *Sandbox) error {
 	}
 	if err := loopbackUp(); err != nil {
 		return fmt.Errorf("bringing up the loopback interface: %w", err)
+	}
+	if err := unix.Sethostname([]byte(Hostname)); err != nil { // not the host's
+		return fmt.Errorf("naming the run's host: %w", err)
 	}
 	return os.Chdir(sb.Dir)
 }
