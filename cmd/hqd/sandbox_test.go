@@ -11,30 +11,11 @@ import (
 	"time"
 
 	"github.com/quantapix/hqd/internal/itest"
+	"github.com/quantapix/hqd/internal/itest/probe"
 )
 
-// probeReport is what the stand-in's probe action prints (cmd/lake-standin/probe.go).
-type probeReport struct {
-	UID       int
-	UIDMap    string
-	NoNewPriv string `json:"noNewPrivs"`
-	CapEff    string
-	Read      map[string]string
-	List      map[string]string
-	Write     map[string]string
-	Connect   map[string]string
-	Signal    map[string]string
-	Processes []string
-	Env       []string
-	Cwd       string
-	FDs       []string
-	Keys      string
-	NestedNS  string `json:"nestedUserns"`
-	Hostname  string
-}
-
 // probeOf runs a verify job of target and returns its probe report.
-func probeOf(t *testing.T, h *hqd, token, target string) (probeReport, []sseEvent) {
+func probeOf(t *testing.T, h *hqd, token, target string) (probe.Report, []sseEvent) {
 	t.Helper()
 	a, job := submit(t, h, token, `{"target":"`+target+`"}`)
 	if a.status != 202 {
@@ -44,7 +25,7 @@ func probeOf(t *testing.T, h *hqd, token, target string) (probeReport, []sseEven
 	for _, ev := range evs {
 		msg, _ := ev.Data["msg"].(string)
 		if rest, ok := strings.CutPrefix(msg, "probe: "); ok {
-			var r probeReport
+			var r probe.Report
 			if err := json.Unmarshal([]byte(rest), &r); err != nil {
 				t.Fatalf("probe report %q: %v", rest, err)
 			}
@@ -52,7 +33,7 @@ func probeOf(t *testing.T, h *hqd, token, target string) (probeReport, []sseEven
 		}
 	}
 	t.Fatalf("%s printed no probe report: %v", target, evs)
-	return probeReport{}, nil
+	return probe.Report{}, nil
 }
 
 // TestJobSandbox: hqd as root (these machines) runs every job in its own
@@ -100,24 +81,22 @@ func TestJobSandbox(t *testing.T) {
 	// another service of the host; and, holding on, to see the other job.
 	state := []string{filepath.Join(data, "dev-idp", "accounts.json"), filepath.Join(data, "dev-idp", "signing-key.pem"),
 		filepath.Join(data, "revocations.json"), alicesFile, "/etc/hostname", "/etc/shadow"}
-	probe := map[string]any{
-		"read":    state,
-		"list":    []string{data, files, cache, "/", "/tmp", "/etc"},
-		"write":   []string{filepath.Join(cache, "forged.json"), filepath.Join(project, "Proving", "Forged.lean"), filepath.Join(project, ".lake", "build", "lib", "Out.olean"), "/tmp/hqd-probe-" + t.Name(), "/job/mine", "/usr/probe"},
-		"connect": []string{strings.TrimPrefix(h.URL, "http://"), strings.TrimPrefix(h.MetricsURL, "http://"), outside.Addr().String()},
-		"signal":  []int{h.cmd.Process.Pid, os.Getpid()},
+	targets := probe.Targets{
+		Read:    state,
+		List:    []string{data, files, cache, "/", "/tmp", "/etc"},
+		Write:   []string{filepath.Join(cache, "forged.json"), filepath.Join(project, "Proving", "Forged.lean"), filepath.Join(project, ".lake", "build", "lib", "Out.olean"), "/tmp/hqd-probe-" + t.Name(), "/job/mine", "/usr/probe"},
+		Connect: []string{strings.TrimPrefix(h.URL, "http://"), strings.TrimPrefix(h.MetricsURL, "http://"), outside.Addr().String()},
+		Signal:  []int{h.cmd.Process.Pid, os.Getpid()},
 	}
-	held := map[string]any{"holdMs": 2500}
-	for k, v := range probe {
-		held[k] = v
-	}
-	b, _ := json.Marshal(map[string]map[string]any{"Standin.Probe": {"action": "probe", "probe": held}, "Standin.Ports": {"action": "probe", "probe": probe}})
+	held := targets
+	held.Hold = 2500
+	b, _ := json.Marshal(map[string]map[string]any{"Standin.Probe": {"action": "probe", "probe": held}, "Standin.Ports": {"action": "probe", "probe": targets}})
 	if err := os.WriteFile(filepath.Join(project, ".standin", "scenarios.json"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 
 	// Alice's job holds on while Bob's runs: each must see only itself.
-	aliceDone := make(chan probeReport, 1)
+	aliceDone := make(chan probe.Report, 1)
 	go func() {
 		r, _ := probeOf(t, h, alice, "Standin.Probe")
 		aliceDone <- r
@@ -126,7 +105,7 @@ func TestJobSandbox(t *testing.T) {
 	bobR, _ := probeOf(t, h, bob, "Standin.Ports")
 	aliceR := <-aliceDone
 
-	for who, r := range map[string]probeReport{"alice": aliceR, "bob": bobR} {
+	for who, r := range map[string]probe.Report{"alice": aliceR, "bob": bobR} {
 		t.Run(who, func(t *testing.T) {
 			f := strings.Fields(r.UIDMap)
 			if len(f) != 3 || f[0] != "0" || f[2] != "1" {

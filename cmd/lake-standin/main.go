@@ -32,13 +32,15 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/quantapix/hqd/internal/itest/probe"
 )
 
 type scenario struct {
-	Transcript string `json:"transcript"`
-	Action     string `json:"action"`
-	DelayMs    int    `json:"delayMs"` // between replayed lines; before an action
-	Probe      probes `json:"probe"`   // what the probe action tries
+	Transcript string        `json:"transcript"`
+	Action     string        `json:"action"`
+	DelayMs    int           `json:"delayMs"` // between replayed lines; before an action
+	Probe      probe.Targets `json:"probe"`   // what the probe action tries
 }
 
 type meta struct {
@@ -77,7 +79,7 @@ func main() {
 		// For an action, delayMs is a pause before it starts.
 		time.Sleep(time.Duration(sc.DelayMs) * time.Millisecond)
 		if sc.Action == "probe" {
-			probe(sc.Probe)
+			runProbe(sc.Probe)
 			return
 		}
 		act(sc.Action)

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/quantapix/hqd/internal/itest/probe"
 )
 
 // The test project and hqd's state in the VM (vm_test.go's drop-in).
@@ -17,26 +19,6 @@ const (
 	projectDir = "/srv/lake/proving"
 	dataDir    = "/var/lib/hqd"
 )
-
-// probeReport is what the stand-in's probe action prints
-// (cmd/lake-standin/probe.go).
-type probeReport struct {
-	UID       int
-	UIDMap    string
-	NoNewPriv string `json:"noNewPrivs"`
-	CapEff    string
-	Read      map[string]string
-	List      map[string]string
-	Write     map[string]string
-	Connect   map[string]string
-	Signal    map[string]string
-	Processes []string
-	Env       []string
-	FDs       []string
-	Keys      string
-	NestedNS  string `json:"nestedUserns"`
-	Hostname  string
-}
 
 // probeSandbox: two users' probing jobs, run at once under the shipped
 // units, as an attacker would (issue 14's "Done when"): each runs as a
@@ -70,15 +52,15 @@ func probeSandbox(ctx context.Context, v *vm) (string, error) {
 	}
 	hqdPid, _ := strconv.Atoi(p["MainPID"])
 	forged := filepath.Join(dataDir, "lake-cache", "forged.json")
-	probe := map[string]any{
-		"read":    append(state, "/etc/shadow", "/etc/hostname", fmt.Sprintf("/proc/%d/environ", hqdPid)),
-		"list":    []string{dataDir, filepath.Join(dataDir, "files"), filepath.Join(dataDir, "lake-cache"), "/etc/hqd", "/", "/etc", "/tmp", "/var"},
-		"write":   []string{forged, filepath.Join(projectDir, "Proving", "Forged.lean"), filepath.Join(projectDir, ".lake", "build", "lib", "Out.olean"), "/job/mine", "/usr/probe", "/var/probe"},
-		"connect": []string{v.host, "127.0.0.1:9100", "127.0.0.1:80", "169.254.169.254:80", "[::1]:8080"},
-		"signal":  []int{hqdPid, 1},
-		"holdMs":  3000,
+	targets := probe.Targets{
+		Read:    append(state, "/etc/shadow", "/etc/hostname", fmt.Sprintf("/proc/%d/environ", hqdPid)),
+		List:    []string{dataDir, filepath.Join(dataDir, "files"), filepath.Join(dataDir, "lake-cache"), "/etc/hqd", "/", "/etc", "/tmp", "/var"},
+		Write:   []string{forged, filepath.Join(projectDir, "Proving", "Forged.lean"), filepath.Join(projectDir, ".lake", "build", "lib", "Out.olean"), "/job/mine", "/usr/probe", "/var/probe"},
+		Connect: []string{v.host, "127.0.0.1:9100", "127.0.0.1:80", "169.254.169.254:80", "[::1]:8080"},
+		Signal:  []int{hqdPid, 1},
+		Hold:    3000,
 	}
-	b, _ := json.Marshal(map[string]any{"action": "probe", "probe": probe})
+	b, _ := json.Marshal(map[string]any{"action": "probe", "probe": targets})
 	// Two targets: two users' identical jobs would share one run.
 	for _, target := range []string{"Standin.Probe", "Standin.Probe2"} {
 		if err := writeScenario(target, b); err != nil {
@@ -87,7 +69,7 @@ func probeSandbox(ctx context.Context, v *vm) (string, error) {
 	}
 
 	type result struct {
-		r   probeReport
+		r   probe.Report
 		err error
 	}
 	run := func(tok, target string) <-chan result {
@@ -126,7 +108,7 @@ func probeSandbox(ctx context.Context, v *vm) (string, error) {
 	var bad []string
 	hqdUID := procUID(p["MainPID"])
 	uids := map[string]bool{}
-	for who, r := range map[string]probeReport{"alice": a.r, "bob": bb.r} {
+	for who, r := range map[string]probe.Report{"alice": a.r, "bob": bb.r} {
 		f := strings.Fields(r.UIDMap)
 		if len(f) != 3 || f[0] != "0" || f[2] != "1" {
 			bad = append(bad, fmt.Sprintf("%s: uid map %q is not one uid of its own", who, r.UIDMap))
@@ -224,27 +206,27 @@ func probeSandbox(ctx context.Context, v *vm) (string, error) {
 }
 
 // probeOnce runs one verify job of target and returns its report.
-func probeOnce(ctx context.Context, v *vm, tok, target string) (probeReport, error) {
+func probeOnce(ctx context.Context, v *vm, tok, target string) (probe.Report, error) {
 	j, err := v.submit(ctx, tok, target)
 	if err != nil {
-		return probeReport{}, err
+		return probe.Report{}, err
 	}
 	st, err := v.openStream(ctx, j.Events, tok)
 	if err != nil {
-		return probeReport{}, err
+		return probe.Report{}, err
 	}
 	defer st.cancel()
 	evs, ok := st.until(ctx, func(e event) bool { return e.Type == "done" })
 	if !ok {
-		return probeReport{}, fmt.Errorf("the probe's stream ended without done: %s", lastMsgs(evs))
+		return probe.Report{}, fmt.Errorf("the probe's stream ended without done: %s", lastMsgs(evs))
 	}
 	for _, e := range evs {
 		if rest, ok := strings.CutPrefix(e.msg(), "probe: "); ok {
-			var r probeReport
+			var r probe.Report
 			return r, json.Unmarshal([]byte(rest), &r)
 		}
 	}
-	return probeReport{}, fmt.Errorf("the probe printed no report: %s", lastMsgs(evs))
+	return probe.Report{}, fmt.Errorf("the probe printed no report: %s", lastMsgs(evs))
 }
 
 // writeScenario sets one scenario of the test project (the stand-in reads
