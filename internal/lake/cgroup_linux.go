@@ -435,17 +435,6 @@ func (g *group) pids() []int {
 	return out
 }
 
-// contains reports whether pid is in the group (all of its cgroups).
-func (g *group) contains(pid int) bool {
-	for _, d := range g.dirs {
-		b, err := os.ReadFile(filepath.Join(d, "cgroup.procs"))
-		if err != nil || !strings.Contains(" "+strings.Join(strings.Fields(string(b)), " ")+" ", " "+strconv.Itoa(pid)+" ") {
-			return false
-		}
-	}
-	return true
-}
-
 // counter reads "key N" from a flat-keyed cgroup file.
 func counter(file, key string) int64 {
 	b, err := os.ReadFile(file)

@@ -50,7 +50,7 @@ async function signIn(page, create) {
 
 const ctxA = await browser.newContext({ viewport: { width: 1100, height: 800 } });
 const page = await ctxA.newPage();
-page.setDefaultTimeout(8000);
+page.setDefaultTimeout(15000); // generous: make test runs other packages on the same two cores
 page.on("console", (m) => m.type() === "error" && console.log("console:", m.text()));
 page.on("pageerror", (e) => console.log("pageerror:", e.message));
 page.on("dialog", async (d) => {
