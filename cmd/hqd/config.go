@@ -135,7 +135,7 @@ func settings(c *Config, mode string) []setting {
 		{"job-memory", "1GiB", "memory limit of a run (its cgroup)", size(&c.JobMemory)},
 		{"job-pids", "256", "process and thread limit of a run (its cgroup)", integer(&c.JobPids)},
 		{"job-cpu", "1", "CPU limit of a run, in cores (its cgroup)", float(&c.JobCPU)},
-		{"jobs-unconfined", "false", "run jobs without cgroups (rlimits and process-group kill only) where none are usable", boolean(&c.JobsUnconfined)},
+		{"jobs-unconfined", "false", "run jobs even where no sandbox can be made (no root, no job socket): no sandbox, and cgroups only where usable (else rlimits and process-group kill)", boolean(&c.JobsUnconfined)},
 		{"job-socket", "/run/hqd-job.sock", "where systemd starts a sandboxed unit per job (hqd-job.socket); used when it exists", str(&c.JobSocket)},
 		{"job-uids", "1000000000-1000065535", "host uids for sandboxed runs when hqd runs as root, one per concurrent run (none may be a real user's)", str(&c.JobUIDs)},
 		{"shutdown-grace", "25s", "time to finish in-flight requests on SIGTERM", duration(&c.ShutdownGrace)},
