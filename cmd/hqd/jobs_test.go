@@ -258,6 +258,28 @@ func TestVerifyJobs(t *testing.T) {
 		}
 	})
 
+	t.Run("GET /api/jobs lists the caller's own jobs, newest first", func(t *testing.T) {
+		carol := devSignIn(t, h, "carol@example.com", "Passw0rd!").AccessToken
+		dave := devSignIn(t, h, "dave@example.com", "Passw0rd!").AccessToken
+		_, first := submit(t, h, carol, `{"target":"Proving.Errors"}`)
+		_, second := submit(t, h, carol, `{"source":"-- a check of carol's\n"}`)
+		var list struct {
+			Jobs []struct{ ID, Kind, Status, CreatedAt, Target string }
+		}
+		a := do(t, "GET", h.URL+"/api/jobs", carol, nil)
+		a.decode(t, &list)
+		if a.status != 200 || len(list.Jobs) != 2 || list.Jobs[0].ID != second.ID || list.Jobs[1].ID != first.ID ||
+			list.Jobs[1].Target != "Proving.Errors" || list.Jobs[0].Target != "" || list.Jobs[0].Kind != "verify" || list.Jobs[0].CreatedAt == "" {
+			t.Errorf("carol's jobs = %d %s", a.status, a.body)
+		}
+		if a := do(t, "GET", h.URL+"/api/jobs", dave, nil); a.status != 200 || string(a.body) != `{"jobs":[]}`+"\n" && string(a.body) != `{"jobs":[]}` {
+			t.Errorf("dave sees %d %s", a.status, a.body)
+		}
+		if a := do(t, "GET", h.URL+"/api/jobs", "", nil); a.status != 401 {
+			t.Errorf("without a token = %d", a.status)
+		}
+	})
+
 	t.Run("disconnect does not cancel, DELETE does", func(t *testing.T) {
 		_, job := submit(t, h, alice, `{"target":"Standin.Loop"}`)
 		ch, stop := stream(t, h.URL+job.Events, alice, "")

@@ -82,6 +82,7 @@ func (h *Handlers) Init(reg prometheus.Registerer) {
 func (h *Handlers) Routes(r chi.Router) {
 	r.Method(http.MethodPost, "/api/verify", httpx.HandlerFunc(h.verify))
 	r.Method(http.MethodPost, "/api/evaluate", httpx.HandlerFunc(h.evaluate))
+	r.Method(http.MethodGet, "/api/jobs", httpx.HandlerFunc(h.list))
 	r.Method(http.MethodGet, "/api/jobs/{id}", httpx.HandlerFunc(h.status))
 	r.Method(http.MethodDelete, "/api/jobs/{id}", httpx.HandlerFunc(h.cancel))
 	r.Method(http.MethodPost, "/api/jobs/{id}/ticket", httpx.HandlerFunc(h.ticket))
@@ -138,7 +139,7 @@ func (h *Handlers) verify(w http.ResponseWriter, r *http.Request) error {
 		if st, err := os.Stat(filepath.Join(h.VerifierDir, filepath.FromSlash(strings.ReplaceAll(t, ".", "/"))+".lean")); err != nil || !st.Mode().IsRegular() {
 			return httpx.Errorf(http.StatusUnprocessableEntity, "unknown_target", "the verifier project has no module %s", t)
 		}
-		req.Spec.Args, req.Mode = []string{"build", t}, lake.ModeBuild
+		req.Spec.Args, req.Mode, req.Target = []string{"build", t}, lake.ModeBuild, t
 		if err := h.ready(); err != nil {
 			return err
 		}
@@ -211,7 +212,7 @@ func (h *Handlers) evaluate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	stdin, _ := json.Marshal(n) // plain values always marshal
-	req := Request{Kind: "evaluate", Owner: id.Sub, Mode: lake.ModeExe,
+	req := Request{Kind: "evaluate", Owner: id.Sub, Mode: lake.ModeExe, Strategy: a.Strategy,
 		Spec: lake.Spec{Dir: h.EvaluatorDir, Args: []string{"exe", h.EvaluatorExe}, Stdin: stdin},
 		Key:  h.key(h.EvaluatorDir, "evaluate", []string{"exe", h.EvaluatorExe}, stdin)}
 	job, err := h.Manager.Submit(req)
@@ -245,6 +246,13 @@ func submitError(err error) error {
 
 func notFound() error {
 	return &httpx.Error{Status: http.StatusNotFound, Code: "not_found", Msg: "no such job"}
+}
+
+// list is GET /api/jobs: the caller's jobs, newest first, active and kept
+// for replay, so a client that reloaded can find, resume or cancel them.
+func (h *Handlers) list(w http.ResponseWriter, r *http.Request) error {
+	id := auth.MustFromContext(r.Context())
+	return httpx.WriteJSON(w, http.StatusOK, map[string][]Status{"jobs": h.Manager.List(id.Sub)})
 }
 
 func (h *Handlers) status(w http.ResponseWriter, r *http.Request) error {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"sync"
 	"time"
 
@@ -50,17 +51,21 @@ type Request struct {
 	Key   string // cache key: identical requests share a run and its result
 	Spec  lake.Spec
 	Mode  lake.Mode
+	// What the job is about, as GET /api/jobs names it: the verifier's
+	// target (none for a source check) or the evaluator's strategy.
+	Target, Strategy string
 	// Verified decides done.verified from ok and the output's verdict.
 	Verified func(ok bool, errors int, sorry bool) bool
 }
 
 // Job is one user's request. Several jobs may share one run.
 type Job struct {
-	ID      string
-	Kind    string
-	Owner   string
-	Created time.Time
-	Log     *sse.Log
+	ID               string
+	Kind             string
+	Owner            string
+	Target, Strategy string
+	Created          time.Time
+	Log              *sse.Log
 
 	// guarded by Manager.mu
 	run       *run
@@ -157,7 +162,8 @@ func (m *Manager) Submit(req Request) (*Job, error) {
 	if err := m.admitLocked(req.Owner); err != nil {
 		return nil, err
 	}
-	job := &Job{ID: newID(), Kind: req.Kind, Owner: req.Owner, Created: time.Now().UTC(), Log: sse.NewLog(m.cfg.LogLimit), status: "queued"}
+	job := &Job{ID: newID(), Kind: req.Kind, Owner: req.Owner, Target: req.Target, Strategy: req.Strategy,
+		Created: time.Now().UTC(), Log: sse.NewLog(m.cfg.LogLimit), status: "queued"}
 	r, shared := m.runs[req.Key]
 	if hit && !shared {
 		m.jobs[job.ID] = job
@@ -419,6 +425,8 @@ type Status struct {
 	Status    string     `json:"status"`
 	Position  int        `json:"position,omitempty"`
 	CreatedAt string     `json:"createdAt"`
+	Target    string     `json:"target,omitempty"`
+	Strategy  string     `json:"strategy,omitempty"`
 	Done      lake.Event `json:"done,omitempty"`
 }
 
@@ -426,7 +434,35 @@ type Status struct {
 func (m *Manager) Status(j *Job) Status {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := Status{ID: j.ID, Kind: j.Kind, Status: j.status, CreatedAt: j.Created.Format(time.RFC3339Nano)}
+	return m.status(j)
+}
+
+// List reports owner's jobs, active and kept for replay, newest first.
+func (m *Manager) List(owner string) []Status {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var mine []*Job
+	for _, j := range m.jobs {
+		if j.Owner == owner {
+			mine = append(mine, j)
+		}
+	}
+	sort.Slice(mine, func(a, b int) bool {
+		if !mine[a].Created.Equal(mine[b].Created) {
+			return mine[a].Created.After(mine[b].Created)
+		}
+		return mine[a].ID > mine[b].ID
+	})
+	out := make([]Status, 0, len(mine))
+	for _, j := range mine {
+		out = append(out, m.status(j))
+	}
+	return out
+}
+
+// status reports j. m.mu is held.
+func (m *Manager) status(j *Job) Status {
+	s := Status{ID: j.ID, Kind: j.Kind, Status: j.status, CreatedAt: j.Created.Format(time.RFC3339Nano), Target: j.Target, Strategy: j.Strategy}
 	if j.status == "queued" && j.run != nil {
 		s.Position = m.position(j.run)
 	}
