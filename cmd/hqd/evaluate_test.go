@@ -50,7 +50,9 @@ func TestEvaluate(t *testing.T) {
 	if d := evs[len(evs)-1].Data; d["ok"] != true || d["verified"] != true {
 		t.Errorf("done = %v", d)
 	}
-	var list struct{ Jobs []struct{ ID, Kind, Strategy, Status string } }
+	var list struct {
+		Jobs []struct{ ID, Kind, Strategy, Status string }
+	}
 	do(t, "GET", h.URL+"/api/jobs", tok, nil).decode(t, &list)
 	if len(list.Jobs) != 1 || list.Jobs[0].ID != ans.ID || list.Jobs[0].Kind != "evaluate" || list.Jobs[0].Strategy != "iron_condor" || list.Jobs[0].Status != "done" {
 		t.Errorf("GET /api/jobs = %+v", list)
