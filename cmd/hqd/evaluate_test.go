@@ -62,13 +62,19 @@ func TestEvaluate(t *testing.T) {
 		legs   []map[string]any
 		status int
 		code   string
+		leg    float64 // the leg the refusal names (SPEC §7); 0: none
 	}{
-		"naked short call": {[]map[string]any{leg("short", "call", 100, 1, 3)}, 422, "strategy_not_allowed"},
-		"ratio spread":     {[]map[string]any{leg("long", "call", 100, 1, 3), leg("short", "call", 110, 2, 1)}, 422, "strategy_not_allowed"},
-		"unknown side":     {[]map[string]any{leg("sideways", "call", 100, 1, 3)}, 400, "invalid_request"},
+		"naked short call": {[]map[string]any{leg("short", "call", 100, 1, 3)}, 422, "strategy_not_allowed", 1},
+		"ratio spread":     {[]map[string]any{leg("long", "call", 100, 1, 3), leg("short", "call", 110, 2, 1)}, 422, "strategy_not_allowed", 2},
+		"straddle":         {[]map[string]any{leg("long", "call", 100, 1, 3), leg("long", "put", 100, 1, 1)}, 422, "strategy_not_allowed", 0},
+		"unknown side":     {[]map[string]any{leg("sideways", "call", 100, 1, 3)}, 400, "invalid_request", 0},
 	} {
-		if a := post(tc.legs...); a.status != tc.status || a.code() != tc.code {
-			t.Errorf("%s = %d %s, want %d %s", name, a.status, a.body, tc.status, tc.code)
+		a := post(tc.legs...)
+		var body struct{ Error map[string]any }
+		_ = json.Unmarshal(a.body, &body)
+		got, _ := body.Error["leg"].(float64)
+		if a.status != tc.status || a.code() != tc.code || got != tc.leg {
+			t.Errorf("%s = %d %s, want %d %s leg %v", name, a.status, a.body, tc.status, tc.code, tc.leg)
 		}
 	}
 	if a := do(t, "POST", h.URL+"/api/evaluate", tok, strings.NewReader(`{"portfolio":{"underlying":"SPY","legs":[]},"extra":1}`)); a.status != 400 {

@@ -237,3 +237,35 @@ func FuzzEvaluate(f *testing.F) {
 		checkBounded(t, n, a)
 	})
 }
+
+// TestRefusedLeg: a refusal about one leg names it, 1-based in the order
+// the client sent (SPEC §7); one about the whole portfolio names none.
+func TestRefusedLeg(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		leg        int
+	}{
+		{"naked short call", body("short call 100 x1 @3"), 1},
+		{"the uncovered short, sent second", body("long put 90 x1", "short call 110 x1"), 2},
+		{"ratio spread: the short", body("long call 100 x1 @5", "short call 110 x2 @2"), 2},
+		{"ratio spread, short sent first", body("short call 110 x2 @2", "long call 100 x1 @5"), 1},
+		{"quantity 101 on the second leg", body("long call 100 x1", "short call 110 x101"), 2},
+		{"past expiry on the third leg", body("long call 90 x1", "short call 100 x2", "long call 110 x1 @1 2026-11-21"), 3},
+		{"contradicting legs: the later one", body("long call 100 x1 @2", "short call 100 x1 @2"), 2},
+		{"quantity over 100 after merging: the first merged", body("long put 90 x1", "long call 100 x60", "long call 100 x50"), 2},
+		{"straddle: no single leg", body("long call 100 x1", "long put 100 x1"), 0},
+		{"mixed expiries: no single leg", body("long call 100 x1 @1 2026-12-18", "short call 110 x1 @1 2027-01-15"), 0},
+		{"five legs: no single leg", body("long put 80 x1", "long put 90 x1", "short put 95 x1", "short call 105 x1", "long call 110 x1"), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := run(tc.body)
+			var re *RefusedError
+			if !errors.As(err, &re) {
+				t.Fatalf("%v: want a refusal", err)
+			}
+			if re.Leg != tc.leg {
+				t.Errorf("leg %d, want %d (%s)", re.Leg, tc.leg, re.Msg)
+			}
+		})
+	}
+}

@@ -40,7 +40,12 @@ type MalformedError struct{ Msg string }
 func (e *MalformedError) Error() string { return e.Msg }
 
 // RefusedError is a well-formed portfolio outside the allow-list (422).
-type RefusedError struct{ Msg string }
+// Leg names the leg the refusal is about, 1-based in the order the client
+// sent, or 0 when no single leg is at fault.
+type RefusedError struct {
+	Msg string
+	Leg int
+}
 
 func (e *RefusedError) Error() string { return e.Msg }
 
@@ -52,6 +57,11 @@ func refused(format string, args ...any) error {
 	return &RefusedError{Msg: fmt.Sprintf(format, args...)}
 }
 
+// refusedLeg is a refusal about leg n (1-based, as sent).
+func refusedLeg(n int, format string, args ...any) error {
+	return &RefusedError{Msg: fmt.Sprintf(format, args...), Leg: n}
+}
+
 // NormalLeg is a merged, validated leg.
 type NormalLeg struct {
 	Side     string  `json:"side"`
@@ -59,6 +69,7 @@ type NormalLeg struct {
 	Strike   float64 `json:"strike"`
 	Quantity int     `json:"quantity"`
 	Premium  float64 `json:"premium"`
+	first    int     // the first leg merged into it, 1-based as sent: where a refusal points
 }
 
 // Normalized is an accepted portfolio as the kernel gets it on stdin.
@@ -162,15 +173,15 @@ func Evaluate(p *Portfolio, today time.Time) (*Normalized, *Analysis, error) {
 		}
 		switch {
 		case !(*l.Strike > 0) || math.IsInf(*l.Strike, 0) || *l.Strike > 1e9:
-			return nil, nil, refused("leg %d: strike must be more than 0", n)
+			return nil, nil, refusedLeg(n, "leg %d: strike must be more than 0", n)
 		case *l.Quantity < 1:
-			return nil, nil, refused("leg %d: quantity must be at least 1", n)
+			return nil, nil, refusedLeg(n, "leg %d: quantity must be at least 1", n)
 		case *l.Quantity > maxQuantity:
-			return nil, nil, refused("leg %d: quantity %d is over %d", n, *l.Quantity, maxQuantity)
+			return nil, nil, refusedLeg(n, "leg %d: quantity %d is over %d", n, *l.Quantity, maxQuantity)
 		case prem < 0 || math.IsNaN(prem) || prem > 1e9:
-			return nil, nil, refused("leg %d: premium must be 0 or more", n)
+			return nil, nil, refusedLeg(n, "leg %d: premium must be 0 or more", n)
 		case *l.Expiry < day:
-			return nil, nil, refused("leg %d: expiry %s is in the past", n, *l.Expiry)
+			return nil, nil, refusedLeg(n, "leg %d: expiry %s is in the past", n, *l.Expiry)
 		}
 		if !expiries[*l.Expiry] {
 			expiries[*l.Expiry] = true
@@ -183,7 +194,7 @@ func Evaluate(p *Portfolio, today time.Time) (*Normalized, *Analysis, error) {
 			m.Quantity = total
 			continue
 		}
-		merged[k] = &NormalLeg{Side: *l.Side, Right: *l.Right, Strike: *l.Strike, Quantity: *l.Quantity, Premium: prem}
+		merged[k] = &NormalLeg{Side: *l.Side, Right: *l.Right, Strike: *l.Strike, Quantity: *l.Quantity, Premium: prem, first: n}
 		firstIndex[k] = n
 		order = append(order, k)
 	}
@@ -194,7 +205,7 @@ func Evaluate(p *Portfolio, today time.Time) (*Normalized, *Analysis, error) {
 	for _, k := range order {
 		other := key{map[string]string{"long": "short", "short": "long"}[k.side], k.right, k.strike, k.expiry}
 		if _, ok := merged[other]; ok && firstIndex[k] < firstIndex[other] {
-			return nil, nil, refused("legs %d and %d: a long and a short %s at %s on the same expiry contradict each other",
+			return nil, nil, refusedLeg(firstIndex[other], "legs %d and %d: a long and a short %s at %s on the same expiry contradict each other",
 				firstIndex[k], firstIndex[other], k.right, fmtNum(k.strike))
 		}
 	}
@@ -202,7 +213,7 @@ func Evaluate(p *Portfolio, today time.Time) (*Normalized, *Analysis, error) {
 	for _, k := range order {
 		m := merged[k]
 		if m.Quantity > maxQuantity {
-			return nil, nil, refused("%s %s at %s: quantity %d after merging is over %d", m.Side, m.Right, fmtNum(m.Strike), m.Quantity, maxQuantity)
+			return nil, nil, refusedLeg(m.first, "%s %s at %s: quantity %d after merging is over %d", m.Side, m.Right, fmtNum(m.Strike), m.Quantity, maxQuantity)
 		}
 		legs = append(legs, *m)
 	}

@@ -49,7 +49,7 @@ func classify(legs []NormalLeg) (string, int, error) {
 		}
 		if long.Quantity != short.Quantity {
 			if short.Quantity > long.Quantity {
-				return "", 0, refused("ratio spread %d:%d: %d short %ss at %s are covered by only %d long; a vertical spread's legs have equal quantities",
+				return "", 0, refusedLeg(short.first, "ratio spread %d:%d: %d short %ss at %s are covered by only %d long; a vertical spread's legs have equal quantities",
 					long.Quantity, short.Quantity, short.Quantity, short.Right, fmtNum(short.Strike), long.Quantity)
 			}
 			return "", 0, refused("ratio spread %d:%d: a vertical spread's legs have equal quantities", long.Quantity, short.Quantity)
@@ -121,7 +121,7 @@ func covered(s NormalLeg, legs []NormalLeg) bool {
 }
 
 func naked(l NormalLeg) error {
-	return refused("short %s at %s without a covering long %s: the loss is unbounded", l.Right, fmtNum(l.Strike), l.Right)
+	return refusedLeg(l.first, "short %s at %s without a covering long %s: the loss is unbounded", l.Right, fmtNum(l.Strike), l.Right)
 }
 
 // Payoff is the value at expiry, per share of one unit of the strategy, of

@@ -21,6 +21,9 @@ type Error struct {
 	Err        error  // logged, never shown
 	RetryAfter int    // seconds; sets Retry-After when > 0
 	Header     http.Header
+	// Detail adds fields to the error object for the client, beside code
+	// and message (e.g. the evaluator's "leg").
+	Detail map[string]any
 }
 
 func (e *Error) Error() string {
@@ -75,6 +78,18 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	h.Del("Last-Modified")
 	h.Del("Content-Length")
 	h.Del("Content-Range")
+	if len(he.Detail) > 0 {
+		body := map[string]any{}
+		for k, v := range he.Detail {
+			body[k] = v
+		}
+		body["code"], body["message"] = he.Code, he.Msg
+		if id := RequestID(r.Context()); id != "" {
+			body["requestId"] = id
+		}
+		writeJSON(w, status, map[string]any{"error": body})
+		return
+	}
 	writeJSON(w, status, errorBody{Error: errorDetail{Code: he.Code, Message: he.Msg, RequestID: RequestID(r.Context())}})
 }
 

@@ -204,7 +204,11 @@ func (h *Handlers) evaluate(w http.ResponseWriter, r *http.Request) error {
 	case errors.As(err, &me):
 		return httpx.Errorf(http.StatusBadRequest, "invalid_request", "%s", me.Msg)
 	case errors.As(err, &re):
-		return httpx.Errorf(http.StatusUnprocessableEntity, "strategy_not_allowed", "%s", re.Msg)
+		e := httpx.Errorf(http.StatusUnprocessableEntity, "strategy_not_allowed", "%s", re.Msg)
+		if re.Leg > 0 {
+			e.Detail = map[string]any{"leg": re.Leg} // SPEC §7: the leg the refusal is about
+		}
+		return e
 	case err != nil:
 		return err
 	}

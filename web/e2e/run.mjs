@@ -141,6 +141,8 @@ await step("the evaluator shows a refusal next to the leg", async () => {
   await page.getByLabel("Leg 1 side").selectOption("short");
   await page.getByRole("button", { name: "Evaluate" }).click();
   await page.getByRole("alert").getByText("without a covering long call").waitFor();
+  // On the leg's own row (the server names the leg: SPEC §7), not under the form.
+  await page.locator('tr[aria-invalid="true"]').getByText("without a covering long call").waitFor();
   await shot(page, "08-evaluator-refused");
   await page.getByRole("button", { name: "Iron condor" }).click();
   await page.getByRole("button", { name: "Evaluate" }).click();

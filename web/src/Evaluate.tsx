@@ -42,8 +42,9 @@ export function Evaluate() {
     try {
       setAnswer(await client.json("POST", "/api/evaluate", body));
     } catch (err) {
-      const m = /^leg (\d+):/.exec(message(err));
-      setError({ msg: message(err), leg: m ? Number(m[1]) - 1 : undefined });
+      // The server names the leg a refusal is about (SPEC §7), 1-based.
+      const leg = err instanceof ApiError && err.leg ? err.leg - 1 : undefined;
+      setError({ msg: message(err), leg });
       if (!(err instanceof ApiError)) throw err;
     }
   }

@@ -16,10 +16,12 @@ export type Config = { region: string; userPoolId: string; clientId: string; cog
 export class ApiError extends Error {
   status: number;
   code: string;
-  constructor(status: number, code: string, message: string) {
+  leg?: number; // the evaluator's refusal: the leg it is about, 1-based as sent
+  constructor(status: number, code: string, message: string, leg?: number) {
     super(message);
     this.status = status;
     this.code = code;
+    this.leg = leg;
   }
 }
 
@@ -202,7 +204,7 @@ export async function check(resp: Response): Promise<any> {
     let msg = e.message || `hqd answered ${resp.status}`;
     const retry = resp.headers.get("Retry-After");
     if (retry && (resp.status === 429 || resp.status >= 500)) msg += ` (try again in ${retry} s)`;
-    throw new ApiError(resp.status, e.code || "error", msg);
+    throw new ApiError(resp.status, e.code || "error", msg, typeof e.leg === "number" ? e.leg : undefined);
   }
   return data;
 }
