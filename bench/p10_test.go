@@ -29,24 +29,7 @@ func p10(t *testing.T, rounds int) []figure {
 	tok := signIn(t, p.url)
 	through := func() float64 {
 		begin := time.Now()
-		req, _ := http.NewRequest("POST", p.url+"/api/verify", strings.NewReader(`{"target":"Standin.Flood"}`))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		var id string
-		if i := strings.Index(string(b), `"id":"`); i >= 0 {
-			id = strings.SplitN(string(b[i+6:]), `"`, 2)[0]
-		}
-		req, _ = http.NewRequest("GET", p.url+"/api/jobs/"+id+"/events", nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err = http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := openEvents(t, submitJob(t, p.url, tok, `{"target":"Standin.Flood"}`), tok)
 		defer resp.Body.Close()
 		sc := bufio.NewScanner(resp.Body)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -99,4 +82,32 @@ func peakMB(t *testing.T, pid int) float64 {
 		}
 	}
 	return 0
+}
+
+// submitJob posts a verify job and answers its events URL.
+func submitJob(t *testing.T, base, tok, body string) string {
+	req, _ := http.NewRequest("POST", base+"/api/verify", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	i := strings.Index(string(b), `"id":"`)
+	if i < 0 {
+		t.Fatalf("POST /api/verify: %s", b)
+	}
+	return base + "/api/jobs/" + strings.SplitN(string(b[i+6:]), `"`, 2)[0] + "/events"
+}
+
+// openEvents opens an event stream with a bearer token.
+func openEvents(t *testing.T, url, tok string) *http.Response {
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
 }

@@ -95,24 +95,8 @@ func p7(t *testing.T, rounds int) []figure {
 	tok := signIn(t, p.url)
 	firstEvent := func(body string, until string) time.Duration {
 		begin := time.Now()
-		req, _ := http.NewRequest("POST", p.url+"/api/verify", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var id string
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if i := strings.Index(string(b), `"id":"`); i >= 0 {
-			id = strings.SplitN(string(b[i+6:]), `"`, 2)[0]
-		}
-		req, _ = http.NewRequest("GET", p.url+"/api/jobs/"+id+"/events", nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err = http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		events := submitJob(t, p.url, tok, body)
+		resp := openEvents(t, events, tok)
 		defer resp.Body.Close()
 		sc := bufio.NewScanner(resp.Body)
 		for sc.Scan() {
@@ -120,7 +104,7 @@ func p7(t *testing.T, rounds int) []figure {
 				return time.Since(begin)
 			}
 		}
-		t.Fatalf("no %q in the stream of %s", until, id)
+		t.Fatalf("no %q in %s", until, events)
 		return 0
 	}
 	bare := func() time.Duration {

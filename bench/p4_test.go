@@ -58,20 +58,7 @@ func hqdRun(t *testing.T, wait int) sseRun {
 	p := start(t, "HQD_LAKE_BIN="+itest.Standin(t), "HQD_VERIFIER_DIR="+project, "HQD_JOB_TIMEOUT=600s", "HQD_JOBS_MAX_PER_USER=1000")
 	tok := signIn(t, p.url)
 	return sseRun{pid: p.cmd.Process.Pid, token: tok, start: func() string {
-		body := fmt.Sprintf(`{"source":"-- standin: ticks\n-- %d\n"}`, time.Now().UnixNano())
-		req, _ := http.NewRequest("POST", p.url+"/api/verify", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		i := strings.Index(string(b), `"id":"`)
-		if i < 0 {
-			t.Fatalf("POST /api/verify: %s", b)
-		}
-		return p.url + "/api/jobs/" + strings.SplitN(string(b[i+6:]), `"`, 2)[0] + "/events"
+		return submitJob(t, p.url, tok, fmt.Sprintf(`{"source":"-- standin: ticks\n-- %d\n"}`, time.Now().UnixNano()))
 	}}
 }
 

@@ -141,11 +141,7 @@ func limit(target, want string) func(context.Context, *vm) (string, error) {
 			return "", err
 		}
 		start := time.Now()
-		j, err := v.submit(ctx, tok, target)
-		if err != nil {
-			return "", err
-		}
-		st, err := v.openStream(ctx, j.Events, tok)
+		st, err := v.startJob(ctx, tok, target)
 		if err != nil {
 			return "", err
 		}
@@ -204,11 +200,7 @@ func reloadKeepsConnections(ctx context.Context, v *vm) (string, error) {
 	if err := get(); err != nil {
 		return "", fmt.Errorf("before the reload: %w", err)
 	}
-	j, err := v.submit(ctx, tok, "Standin.Loop")
-	if err != nil {
-		return "", err
-	}
-	st, err := v.openStream(ctx, j.Events, tok)
+	st, err := v.startJob(ctx, tok, "Standin.Loop")
 	if err != nil {
 		return "", err
 	}
@@ -257,11 +249,7 @@ func crashRestartSweep(ctx context.Context, v *vm) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	j, err := v.submit(ctx, tok, "Standin.Escape")
-	if err != nil {
-		return "", err
-	}
-	st, err := v.openStream(ctx, j.Events, tok)
+	st, err := v.startJob(ctx, tok, "Standin.Escape")
 	if err != nil {
 		return "", err
 	}
@@ -347,11 +335,7 @@ func stopWithStreams(ctx context.Context, v *vm) (string, error) {
 	}
 	var streams []*stream
 	for range 3 {
-		j, err := v.submit(ctx, tok, "Standin.Loop")
-		if err != nil {
-			return "", err
-		}
-		st, err := v.openStream(ctx, j.Events, tok)
+		st, err := v.startJob(ctx, tok, "Standin.Loop")
 		if err != nil {
 			return "", err
 		}

@@ -93,6 +93,15 @@ func (v *vm) submit(ctx context.Context, token, target string) (job, error) {
 	return j, err
 }
 
+// startJob submits a verify job of target and opens its event stream.
+func (v *vm) startJob(ctx context.Context, token, target string) (*stream, error) {
+	j, err := v.submit(ctx, token, target)
+	if err != nil {
+		return nil, err
+	}
+	return v.openStream(ctx, j.Events, token)
+}
+
 // event is one server-sent event.
 type event struct {
 	ID   int64

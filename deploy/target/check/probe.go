@@ -207,11 +207,7 @@ func probeSandbox(ctx context.Context, v *vm) (string, error) {
 
 // probeOnce runs one verify job of target and returns its report.
 func probeOnce(ctx context.Context, v *vm, tok, target string) (probe.Report, error) {
-	j, err := v.submit(ctx, tok, target)
-	if err != nil {
-		return probe.Report{}, err
-	}
-	st, err := v.openStream(ctx, j.Events, tok)
+	st, err := v.startJob(ctx, tok, target)
 	if err != nil {
 		return probe.Report{}, err
 	}
