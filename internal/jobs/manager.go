@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -83,11 +84,17 @@ type Job struct {
 type run struct {
 	req       Request
 	jobs      []*Job
-	events    []lake.Event // for jobs that attach late, and the cache
-	size      int          // bytes of events
-	truncated bool         // events past LogLimit were not kept: not cached
+	events    []encoded // for jobs that attach late, and the cache
+	size      int       // bytes of events
+	truncated bool      // events past LogLimit were not kept: not cached
 	cancel    context.CancelFunc
 	started   bool
+}
+
+// encoded is an event as it was encoded once, when it happened.
+type encoded struct {
+	kind string
+	data []byte
 }
 
 // Manager queues and runs jobs.
@@ -155,27 +162,33 @@ func (m *Manager) Submit(req Request) (*Job, error) {
 	if err := m.admit(req.Owner); err != nil {
 		return nil, err
 	}
-	// The cache is read without the lock: a result may be megabytes.
+	job := &Job{ID: newID(), Kind: req.Kind, Owner: req.Owner, Target: req.Target, Strategy: req.Strategy,
+		Created: time.Now().UTC(), Log: sse.NewLog(m.cfg.LogLimit), status: "queued"}
+	// A cached result is read and replayed into the new job's own log
+	// without the lock: it may be megabytes.
 	cached, hit := m.cache.Get(req.Key)
+	if hit {
+		for _, ev := range cached.Events {
+			job.Log.Append(lake.EventKind(ev), ev)
+		}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.admitLocked(req.Owner); err != nil {
 		return nil, err
 	}
-	job := &Job{ID: newID(), Kind: req.Kind, Owner: req.Owner, Target: req.Target, Strategy: req.Strategy,
-		Created: time.Now().UTC(), Log: sse.NewLog(m.cfg.LogLimit), status: "queued"}
 	r, shared := m.runs[req.Key]
 	if hit && !shared {
 		m.jobs[job.ID] = job
-		for _, ev := range cached.Events {
-			job.Log.Append(ev.Kind(), ev.JSON())
-		}
 		done := cached.Done
 		done["cached"], done["exitCode"], done["at"] = true, nil, lake.NewEvent("", "", "")["at"]
 		m.finish(job, done)
 		job.undelivered = true
 		m.outcomes.WithLabelValues(req.Kind, "cached").Inc()
 		return job, nil
+	}
+	if hit {
+		job.Log = sse.NewLog(m.cfg.LogLimit) // the run in flight is newer than the cache: share it
 	}
 	if !shared {
 		if len(m.queue) >= m.cfg.MaxQueued && m.running >= m.cfg.MaxRunning {
@@ -238,7 +251,7 @@ func (m *Manager) attach(job *Job, r *run) {
 		job.status = "running"
 	}
 	for _, ev := range r.events {
-		job.Log.Append(ev.Kind(), ev.JSON())
+		job.Log.Append(ev.kind, ev.data)
 	}
 }
 
@@ -271,14 +284,14 @@ func (m *Manager) publish(r *run, ev lake.Event) {
 		ev = lake.NewEvent(stage, "log", fmt.Sprintf("the rest of the output is not kept: more than %d MiB of events", m.cfg.LogLimit>>20))
 		ev["level"] = "warning"
 		b = ev.JSON()
-		r.events = append(r.events, ev)
+		r.events = append(r.events, encoded{ev.Kind(), b})
 		for _, j := range r.jobs {
 			j.Log.Must(ev.Kind(), b)
 		}
 		return
 	}
 	r.size += len(b)
-	r.events = append(r.events, ev)
+	r.events = append(r.events, encoded{ev.Kind(), b})
 	for _, j := range r.jobs {
 		j.Log.Append(ev.Kind(), b)
 	}
@@ -358,7 +371,11 @@ func (m *Manager) execute(ctx context.Context, r *run) {
 	// finds its result.
 	signaled := out.ExitCode != nil && *out.ExitCode > 128
 	if err == nil && out.Limit == "" && !out.Cancelled && !signaled && !r.truncated {
-		if cerr := m.cache.Put(r.req.Key, &lake.Cached{Events: r.events, Done: done}); cerr != nil {
+		evs := make([]json.RawMessage, len(r.events))
+		for i, ev := range r.events {
+			evs[i] = ev.data
+		}
+		if cerr := m.cache.Put(r.req.Key, &lake.Cached{Events: evs, Done: done}); cerr != nil {
 			m.log.Warn("caching a result", "err", cerr)
 		}
 	}

@@ -19,10 +19,20 @@ import (
 // identical request replays them without starting a process.
 type Cache struct{ dir string }
 
-// Cached is a recorded run.
+// Cached is a recorded run: its events as hqd encoded them when they
+// happened (each an Event's JSON), and its done event.
 type Cached struct {
-	Events []Event `json:"events"`
-	Done   Event   `json:"done"`
+	Events []json.RawMessage `json:"events"`
+	Done   Event             `json:"done"`
+}
+
+// EventKind is the kind of an encoded event, which is its SSE type.
+func EventKind(raw []byte) string {
+	var e struct {
+		Kind string `json:"kind"`
+	}
+	_ = json.Unmarshal(raw, &e) // an event hqd encoded itself always has one
+	return e.Kind
 }
 
 // NewCache keeps results in dir.

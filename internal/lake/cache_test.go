@@ -1,6 +1,7 @@
 package lake
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +15,7 @@ func TestCachePrune(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, key := range []string{"old", "mid", "new"} {
-		if err := c.Put(key, &Cached{Events: []Event{{"msg": strings.Repeat("x", 1000)}}, Done: Event{}}); err != nil {
+		if err := c.Put(key, &Cached{Events: []json.RawMessage{Event{"msg": strings.Repeat("x", 1000)}.JSON()}, Done: Event{}}); err != nil {
 			t.Fatal(err)
 		}
 		at := time.Now().Add(time.Duration(i-3) * time.Hour)
