@@ -194,6 +194,10 @@ func (r *Runner) startUnconfined(spec Spec, g *group, stdout, stderr *os.File) (
 	args := []string{"job-exec"}
 	if g == nil {
 		args = append(args, "-rlimit-as", strconv.FormatInt(r.Limits.Memory, 10))
+	} else {
+		for _, f := range g.procsFiles() {
+			args = append(args, "-procs", f) // the helper joins before it becomes lake
+		}
 	}
 	args = append(append(args, "--", r.Bin), withSource(spec.Args, src)...)
 	cmd := exec.Command(r.Self, args...)
@@ -208,15 +212,6 @@ func (r *Runner) startUnconfined(spec Spec, g *group, stdout, stderr *os.File) (
 	if err := cmd.Start(); err != nil {
 		release()
 		return nil, fmt.Errorf("starting %s: %w", r.Bin, err)
-	}
-	if g != nil {
-		// The helper may already run lake: the limits hold from here on.
-		if err := g.join(cmd.Process.Pid); err != nil {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			_ = cmd.Wait()
-			release()
-			return nil, err
-		}
 	}
 	return st, nil
 }

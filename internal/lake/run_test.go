@@ -177,21 +177,37 @@ func TestNoIsolationRefuses(t *testing.T) {
 	}
 }
 
-// TestRunUnconfined: without cgroups (HQD_JOBS_UNCONFINED=1) runs still
-// work and the wall clock still kills the process group.
+// TestRunUnconfined: HQD_JOBS_UNCONFINED=1 runs without a sandbox still
+// work, without cgroups the wall clock still kills the process group, and
+// with cgroups their limits hold.
 func TestRunUnconfined(t *testing.T) {
-	dir := itest.LakeProject(t, map[string]map[string]any{"Proving.Basic": {"transcript": "01-clean-build"}, "Standin.Loop": {"action": "loop"}})
-	iso := &Isolation{Mode: IsolationUnconfined}
-	r := runner(t, iso, Limits{Memory: 1 << 30, Pids: 64, CPU: 1, Timeout: time.Second})
+	dir := itest.LakeProject(t, map[string]map[string]any{"Proving.Basic": {"transcript": "01-clean-build"}, "Standin.Loop": {"action": "loop"},
+		"Standin.Bomb": {"action": "fork"}, "lean:default": {"transcript": "05-env-lean-errors"}})
+	unsandboxed := func(iso *Isolation, lim Limits) *Runner {
+		r := runner(t, iso, lim)
+		r.Box, r.Unconfined, r.ScratchDir = nil, true, t.TempDir()
+		return r
+	}
+	r := unsandboxed(&Isolation{Mode: IsolationUnconfined}, Limits{Memory: 1 << 30, Pids: 64, CPU: 1, Timeout: time.Second})
 	var c captured
 	out, err := r.Run(context.Background(), Spec{Dir: dir, Args: []string{"build", "Proving.Basic"}}, c.add)
 	if err != nil || out.ExitCode == nil || *out.ExitCode != 0 || out.Limit != "" {
 		t.Fatalf("unconfined replay: %+v %v", out, err)
 	}
 	c = captured{}
+	out, err = r.Run(context.Background(), Spec{Dir: dir, Args: []string{"env", "lean", "{source}"}, Source: []byte("-- a check\n")}, c.add)
+	if err != nil || out.ExitCode == nil || len(c.lines) == 0 {
+		t.Fatalf("unconfined source check: %+v %v %v", out, err, c.lines)
+	}
+	c = captured{}
 	out, err = r.Run(context.Background(), Spec{Dir: dir, Args: []string{"build", "Standin.Loop"}}, c.add)
 	if err != nil || out.Limit != "timeout" {
 		t.Fatalf("unconfined loop: %+v %v", out, err)
+	}
+	// With cgroups but no sandbox, the helper joins them before lake runs.
+	r = unsandboxed(isolation(t), Limits{Memory: 64 << 20, Pids: 32, CPU: 1, Timeout: 10 * time.Second})
+	if out, err := r.Run(context.Background(), Spec{Dir: dir, Args: []string{"build", "Standin.Bomb"}}, (&captured{}).add); err != nil || out.Limit != "pids" {
+		t.Errorf("unsandboxed fork bomb: %+v %v", out, err)
 	}
 	noLeftovers(t, itest.Standin(t))
 }

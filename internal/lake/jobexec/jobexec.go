@@ -14,14 +14,22 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"syscall"
 )
+
+type multi []string
+
+func (m *multi) String() string     { return fmt.Sprint(*m) }
+func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
 
 // Main is the job helper, run with the arguments after "job-exec". It
 // returns the exit code.
 func Main(args []string) int {
 	fs := flag.NewFlagSet("job-exec", flag.ContinueOnError)
 	sandbox := fs.Bool("sandbox", false, "build the sandbox described on fd 3 and run the job in it")
+	var procs multi
+	fs.Var(&procs, "procs", "cgroup.procs file to join first (unconfined runs)")
 	rlimitAS := fs.Int64("rlimit-as", 0, "address-space limit (unconfined runs)")
 	check := fs.Bool("check", false, "exit 0 at once: the daemon's test that this helper runs here")
 	err := fs.Parse(args)
@@ -31,8 +39,16 @@ func Main(args []string) int {
 	case err == nil && *sandbox:
 		return RunSandbox()
 	case err != nil || fs.NArg() == 0:
-		fmt.Fprintln(os.Stderr, "hqd job-exec: usage: job-exec -sandbox | job-exec [-rlimit-as N] -- BIN ARGS...")
+		fmt.Fprintln(os.Stderr, "hqd job-exec: usage: job-exec -sandbox | job-exec [-procs F]... [-rlimit-as N] -- BIN ARGS...")
 		return 2
+	}
+	// Not one instruction of lake outside its cgroups: join them first.
+	self := strconv.Itoa(os.Getpid())
+	for _, p := range procs {
+		if err := os.WriteFile(p, []byte(self), 0); err != nil {
+			fmt.Fprintf(os.Stderr, "hqd job-exec: joining %s: %v\n", p, err)
+			return 125
+		}
 	}
 	if *rlimitAS > 0 {
 		_ = syscall.Setrlimit(syscall.RLIMIT_AS, &syscall.Rlimit{Cur: uint64(*rlimitAS), Max: uint64(*rlimitAS)}) // best effort: unconfined runs are best effort
