@@ -14,12 +14,20 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/quantapix/hqd/internal/files"
 )
 
 // TestMain lets the test binary play hqd itself: tests start it as a child
 // process and talk to it over the wire, as a user would.
 func TestMain(m *testing.M) {
 	if os.Getenv("GO_HQD_TEST_MAIN") == "1" || (len(os.Args) > 1 && os.Args[1] == "job-exec") {
+		if os.Getenv("GO_HQD_TEST_KILL_AFTER_COPY") == "1" { // TestMoveCrash
+			files.TestHookAfterCopy = func() {
+				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				select {}
+			}
+		}
 		main()
 		os.Exit(0)
 	}

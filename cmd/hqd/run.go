@@ -109,6 +109,7 @@ type App struct {
 	publicURL  string
 	store      files.Store
 	bucket     string
+	s3         *files.S3 // the s3 store, whose half-done moves Run finishes
 	verifier   *auth.Verifier
 	sessions   *auth.Sessions
 	devIDP     *devidp.Provider
@@ -179,11 +180,11 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer
 		}
 		a.store = files.Instrument(d, "dir", a.reg)
 	case "s3":
-		s, err := files.NewS3(ctx, files.S3Config{Bucket: cfg.Bucket, Region: cfg.Region, Endpoint: cfg.S3Endpoint, PathStyle: cfg.S3PathStyle})
+		s, err := files.NewS3(ctx, files.S3Config{Bucket: cfg.Bucket, Region: cfg.Region, Endpoint: cfg.S3Endpoint, PathStyle: cfg.S3PathStyle, Journal: filepath.Join(cfg.DataDir, "moves")})
 		if err != nil {
 			return nil, err
 		}
-		a.store, a.bucket = files.Instrument(s, "s3", a.reg), cfg.Bucket
+		a.store, a.bucket, a.s3 = files.Instrument(s, "s3", a.reg), cfg.Bucket, s
 	}
 
 	issuers := cfg.Issuers
@@ -483,6 +484,29 @@ func (a *App) closeListeners() {
 	}
 }
 
+// finishMoves settles the s3 store's moves that a crash or an unreachable
+// S3 left half done: at start, then every minute until ctx ends.
+func (a *App) finishMoves(ctx context.Context) {
+	for {
+		outcomes, err := a.s3.FinishMoves(ctx)
+		if err != nil {
+			a.log.Error("finishing moves", "err", err)
+		}
+		for _, o := range outcomes {
+			if o.Err != nil {
+				a.log.Warn("a move is still half done; retrying in a minute", "from", o.Src, "to", o.Dst, "err", o.Err)
+			} else {
+				a.log.Info("a half-done move was settled", "from", o.Src, "to", o.Dst, "outcome", o.Done)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Minute):
+		}
+	}
+}
+
 // Addr is the bound main listener.
 func (a *App) Addr() string { return a.ln.Addr().String() }
 
@@ -542,6 +566,9 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	if err := a.verifier.Start(baseCtx); err != nil {
 		return err
+	}
+	if a.s3 != nil {
+		go a.finishMoves(baseCtx)
 	}
 	if a.certs != nil {
 		// After the listeners serve: TLS-ALPN-01 is answered by the HTTPS one.

@@ -31,9 +31,10 @@ import (
 // backend is one store under test, with a way to see every key it holds,
 // so tests can prove that nothing landed outside the user's prefix.
 type backend struct {
-	name  string
-	store files.Store
-	keys  func(t *testing.T) []string
+	name   string
+	store  files.Store
+	keys   func(t *testing.T) []string
+	bucket string // s3 only
 }
 
 func dirBackend(t *testing.T) backend {
@@ -51,12 +52,12 @@ func dirBackend(t *testing.T) backend {
 			return nil
 		})
 		return keys
-	}}
+	}, ""}
 }
 
 func s3Backend(t *testing.T, m *itest.MinIO) backend {
 	bucket := m.Bucket(t)
-	s, err := files.NewS3(context.Background(), files.S3Config{Bucket: bucket, Region: m.Region, Endpoint: m.Endpoint, PathStyle: true, Credentials: m.Credentials()})
+	s, err := files.NewS3(context.Background(), files.S3Config{Bucket: bucket, Region: m.Region, Endpoint: m.Endpoint, PathStyle: true, Credentials: m.Credentials(), Journal: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func s3Backend(t *testing.T, m *itest.MinIO) backend {
 			}
 		}
 		return keys
-	}}
+	}, bucket}
 }
 
 // server serves the files routes with the user named by X-Test-User as the
@@ -569,6 +570,8 @@ func conformance(t *testing.T, b backend) {
 		}
 	})
 
+	t.Run("move and copy", func(t *testing.T) { moves(t, b, srv.URL) })
+
 	t.Run("a file and a folder of one name", func(t *testing.T) {
 		ivy := client{t, srv.URL, "ivy-0010"}
 		ivy.mustPut("n/a", "file")
@@ -591,7 +594,7 @@ func conformance(t *testing.T, b backend) {
 
 func TestStoreDown(t *testing.T) {
 	port := itest.FreePort(t) // nothing listens there
-	s, err := files.NewS3(context.Background(), files.S3Config{Bucket: "down", Region: "us-east-1", Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), PathStyle: true, Credentials: (&itest.MinIO{AccessKey: "a", SecretKey: "b"}).Credentials()})
+	s, err := files.NewS3(context.Background(), files.S3Config{Bucket: "down", Region: "us-east-1", Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), PathStyle: true, Credentials: (&itest.MinIO{AccessKey: "a", SecretKey: "b"}).Credentials(), Journal: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

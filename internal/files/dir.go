@@ -223,6 +223,12 @@ func putError(key string, err error) error {
 // Put writes the file: to a temp file first, then, holding the key's lock,
 // checks the conditions and renames it into place.
 func (d *Dir) Put(ctx context.Context, key string, body io.Reader, opt PutOptions) (Info, error) {
+	return d.write(key, body, opt, nil)
+}
+
+// write is Put; check, when set, vets the ETag of what was read from body
+// before anything is renamed into place.
+func (d *Dir) write(key string, body io.Reader, opt PutOptions, check func(etag string) error) (Info, error) {
 	name, err := d.file(key)
 	if err != nil {
 		return Info{}, err
@@ -265,6 +271,11 @@ func (d *Dir) Put(ctx context.Context, key string, body io.Reader, opt PutOption
 	if err := tmp.Close(); err != nil {
 		return Info{}, putError(key, err)
 	}
+	if check != nil {
+		if err := check(meta.ETag); err != nil {
+			return Info{}, err
+		}
+	}
 
 	mu := d.lock(key)
 	mu.Lock()
@@ -295,10 +306,7 @@ func (d *Dir) Put(ctx context.Context, key string, body io.Reader, opt PutOption
 		return Info{}, &UnavailableError{Op: "put", Temporary: true, Err: err}
 	}
 	done = true
-	if dir, err := os.Open(filepath.Dir(name)); err == nil {
-		_ = dir.Sync() // make the rename durable; a failure here loses nothing acknowledged yet
-		dir.Close()
-	}
+	syncDir(filepath.Dir(name))
 	return Info{Key: key, Size: n, ETag: meta.ETag, LastModified: st.ModTime().UTC().Truncate(time.Second), ContentType: ct}, nil
 }
 
@@ -327,12 +335,200 @@ func (d *Dir) Delete(ctx context.Context, key, ifMatch string) error {
 	if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return &UnavailableError{Op: "delete", Temporary: true, Err: err}
 	}
+	d.prune(name)
+	return nil
+}
+
+// prune removes the folders that the removal of name left empty: S3 has
+// no empty folders.
+func (d *Dir) prune(name string) {
 	for dir := filepath.Dir(name); dir != d.root && strings.HasPrefix(dir, d.root); dir = filepath.Dir(dir) {
 		if os.Remove(dir) != nil { // fails once a folder still holds something
 			break
 		}
 	}
-	return nil
+}
+
+// errSourceChanged is a copy whose source no longer matched If-Match; it
+// is told apart from a destination that exists (both fail a condition).
+var errSourceChanged = fmt.Errorf("the source changed: %w", ErrPrecondition)
+
+// Copy writes a copy of src's bytes as dst, as Put writes a file: the
+// ETag is that of the bytes actually copied, so If-Match is checked
+// against exactly what was copied even if src is replaced meanwhile.
+func (d *Dir) Copy(ctx context.Context, src, dst string, opt CopyOptions) (Info, error) {
+	name, err := d.file(src)
+	if err != nil {
+		return Info{}, err
+	}
+	f, err := os.Open(name)
+	if err == nil {
+		var st os.FileInfo
+		if st, err = f.Stat(); err == nil && !st.Mode().IsRegular() {
+			err = fs.ErrNotExist
+		}
+	}
+	if err != nil {
+		if f != nil {
+			f.Close()
+		}
+		return Info{}, d.missing(err, opt.IfMatch, "copy")
+	}
+	defer f.Close()
+	ct := movedType(src, dst, d.contentType(src, name))
+	popt := PutOptions{ContentType: ct, Size: -1}
+	if !opt.Overwrite {
+		popt.IfNoneMatch = "*"
+	}
+	inf, err := d.write(dst, f, popt, func(etag string) error {
+		if opt.IfMatch != "" && !matchETag(opt.IfMatch, etag) {
+			return errSourceChanged
+		}
+		return nil
+	})
+	if errors.Is(err, ErrPrecondition) && !errors.Is(err, errSourceChanged) {
+		return Info{}, ErrExists
+	}
+	if errors.Is(err, errSourceChanged) {
+		return Info{}, ErrPrecondition
+	}
+	return inf, err
+}
+
+// missing translates a failure to open a source: a missing one is
+// ErrNotFound, or ErrPrecondition when a version was required.
+func (d *Dir) missing(err error, ifMatch, op string) error {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, ErrNotFound) {
+		if ifMatch != "" {
+			return ErrPrecondition
+		}
+		return ErrNotFound
+	}
+	var ue *UnavailableError
+	if errors.As(err, &ue) {
+		return err
+	}
+	return &UnavailableError{Op: op, Temporary: true, Err: err}
+}
+
+// contentType is the type recorded for the file at name, or "" when none
+// is (the guess from the key's extension then applies).
+func (d *Dir) contentType(key, name string) string {
+	buf := make([]byte, 512)
+	n, err := unix.Getxattr(name, metaXattr, buf)
+	if err != nil {
+		return guessType(key)
+	}
+	var meta dirMeta
+	if json.Unmarshal(buf[:n], &meta) != nil || meta.ContentType == "" {
+		return guessType(key)
+	}
+	return meta.ContentType
+}
+
+// Move renames src to dst: one rename(2), holding both keys' locks, so no
+// crash can leave both files or neither. The file keeps its inode, bytes,
+// ETag and times.
+func (d *Dir) Move(ctx context.Context, src, dst string, opt CopyOptions) (Info, error) {
+	srcName, err := d.file(src)
+	if err != nil {
+		return Info{}, err
+	}
+	dstName, err := d.file(dst)
+	if err != nil {
+		return Info{}, err
+	}
+	defer d.lockPair(src, dst)()
+	cur, err := d.stat(src)
+	if err != nil {
+		return Info{}, d.missing(err, opt.IfMatch, "move")
+	}
+	if opt.IfMatch != "" && !matchETag(opt.IfMatch, cur.ETag) {
+		return Info{}, ErrPrecondition
+	}
+	if !opt.Overwrite {
+		switch _, err := d.stat(dst); {
+		case err == nil:
+			return Info{}, ErrExists
+		case !errors.Is(err, ErrNotFound):
+			return Info{}, err
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(dstName), 0o700); err != nil {
+		if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, fs.ErrExist) {
+			return Info{}, ErrConflict
+		}
+		return Info{}, &UnavailableError{Op: "move", Temporary: true, Err: err}
+	}
+	if err := os.Rename(srcName, dstName); err != nil {
+		d.prune(dstName) // the folders made for dst, if they are empty
+		if errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) || errors.Is(err, syscall.ENOTDIR) {
+			return Info{}, ErrConflict
+		}
+		return Info{}, &UnavailableError{Op: "move", Temporary: true, Err: err}
+	}
+	if TestHookAfterCopy != nil {
+		TestHookAfterCopy()
+	}
+	syncDir(filepath.Dir(dstName))
+	syncDir(filepath.Dir(srcName))
+	d.prune(srcName)
+	if ct := movedType(src, dst, cur.ContentType); ct != cur.ContentType {
+		d.setType(dstName, ct)
+		cur.ContentType = ct
+	}
+	cur.Key = dst
+	return cur, nil
+}
+
+// setType records a new content type for the file at name.
+func (d *Dir) setType(name, ct string) {
+	st, err := os.Stat(name)
+	if err != nil {
+		return
+	}
+	buf := make([]byte, 512)
+	n, err := unix.Getxattr(name, metaXattr, buf)
+	if err != nil {
+		return // no record: the type is guessed from the name on every read
+	}
+	var meta dirMeta
+	if json.Unmarshal(buf[:n], &meta) != nil || meta.Size != st.Size() || meta.MTime != st.ModTime().UnixNano() {
+		return
+	}
+	meta.ContentType = ct
+	if b, err := json.Marshal(meta); err == nil {
+		_ = unix.Setxattr(name, metaXattr, b, 0)
+	}
+}
+
+// lockPair takes the locks of two keys in a fixed order (once when they
+// share one) and returns the function that releases them.
+func (d *Dir) lockPair(a, b string) func() {
+	ia := maphash.String(d.seed, a) % uint64(len(d.locks))
+	ib := maphash.String(d.seed, b) % uint64(len(d.locks))
+	if ia > ib {
+		ia, ib = ib, ia
+	}
+	d.locks[ia].Lock()
+	if ib != ia {
+		d.locks[ib].Lock()
+	}
+	return func() {
+		if ib != ia {
+			d.locks[ib].Unlock()
+		}
+		d.locks[ia].Unlock()
+	}
+}
+
+// syncDir makes a rename in dir durable; a failure loses nothing
+// acknowledged yet.
+func syncDir(dir string) {
+	if f, err := os.Open(dir); err == nil {
+		_ = f.Sync()
+		f.Close()
+	}
 }
 
 // List walks the tree below the prefix in S3's key order.

@@ -48,3 +48,14 @@ func guessType(key string) string {
 	}
 	return "application/octet-stream"
 }
+
+// movedType is the content type a file keeps when it moves or is copied
+// from src to dst: the one it was given, or, when that was only the guess
+// from src's extension, the guess from dst's (notes.txt renamed notes.md
+// becomes Markdown).
+func movedType(src, dst, ct string) string {
+	if ct == "" || ct == guessType(src) {
+		return guessType(dst)
+	}
+	return ct
+}

@@ -28,8 +28,9 @@ type Handlers struct {
 	MaxUpload int64 // raw uploads; HQD_MAX_UPLOAD
 }
 
-// Routes mounts the four routes.
+// Routes mounts the five routes.
 func (h *Handlers) Routes(r chi.Router) {
+	r.Method(http.MethodPost, "/api/files-move", httpx.HandlerFunc(h.move))
 	r.Method(http.MethodGet, "/api/files", httpx.HandlerFunc(h.list))
 	r.Method(http.MethodGet, "/api/files/*", httpx.HandlerFunc(h.get))
 	r.Method(http.MethodPut, "/api/files/*", httpx.HandlerFunc(h.put))
@@ -62,6 +63,8 @@ func storeError(err error, rel string) error {
 		return &httpx.Error{Status: http.StatusNotFound, Code: "not_found", Msg: "no such file: " + rel}
 	case errors.Is(err, ErrPrecondition):
 		return &httpx.Error{Status: http.StatusPreconditionFailed, Code: "precondition_failed", Msg: "the file's current version does not match If-Match / If-None-Match; nothing was changed", Err: err}
+	case errors.Is(err, ErrExists):
+		return &httpx.Error{Status: http.StatusConflict, Code: "destination_exists", Msg: "a file already exists at " + rel + "; nothing was changed (send \"overwrite\":true to replace it)", Err: err}
 	case errors.Is(err, ErrConflict):
 		return &httpx.Error{Status: http.StatusConflict, Code: "path_conflict", Msg: "a file and a folder cannot share the name " + rel, Err: err}
 	case errors.Is(err, ErrFull):
@@ -367,4 +370,43 @@ func (h *Handlers) delete(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+type moveBody struct {
+	From      string `json:"from"`
+	To        string `json:"to"`
+	Copy      bool   `json:"copy"`
+	Overwrite bool   `json:"overwrite"`
+}
+
+// move is POST /api/files-move: a server-side move or copy of one file.
+func (h *Handlers) move(w http.ResponseWriter, r *http.Request) error {
+	id := auth.MustFromContext(r.Context())
+	var mb moveBody
+	if err := httpx.DecodeJSON(r, httpx.MaxJSONBody, &mb); err != nil {
+		return err
+	}
+	for _, p := range []struct{ name, path string }{{"from", mb.From}, {"to", mb.To}} {
+		if err := CheckPath(id.Prefix(), p.path); err != nil {
+			return &httpx.Error{Status: http.StatusBadRequest, Code: "invalid_path", Msg: p.name + ": " + err.Error()}
+		}
+	}
+	if mb.From == mb.To {
+		return badQuery("from and to name the same file")
+	}
+	opt := CopyOptions{IfMatch: r.Header.Get("If-Match"), Overwrite: mb.Overwrite}
+	op := h.Store.Move
+	if mb.Copy {
+		op = h.Store.Copy
+	}
+	inf, err := op(r.Context(), id.Prefix()+mb.From, id.Prefix()+mb.To, opt)
+	if err != nil {
+		rel := mb.From
+		if errors.Is(err, ErrExists) || errors.Is(err, ErrConflict) {
+			rel = mb.To
+		}
+		return storeError(err, rel)
+	}
+	w.Header().Set("ETag", inf.ETag)
+	return httpx.WriteJSON(w, http.StatusOK, putAnswer{Path: mb.To, ETag: inf.ETag, Size: inf.Size})
 }

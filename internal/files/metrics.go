@@ -46,7 +46,7 @@ func (in *Instrumented) observe(ctx context.Context, op string, start time.Time,
 		outcome = "error"
 	case errors.Is(err, ErrNotFound):
 		outcome = "not_found"
-	case errors.Is(err, ErrPrecondition), errors.Is(err, ErrNotModified), errors.Is(err, ErrBadRange), errors.Is(err, ErrConflict), errors.Is(err, ErrBadToken):
+	case errors.Is(err, ErrPrecondition), errors.Is(err, ErrNotModified), errors.Is(err, ErrBadRange), errors.Is(err, ErrConflict), errors.Is(err, ErrBadToken), errors.Is(err, ErrExists):
 		outcome = "refused"
 	default:
 		outcome = "error"
@@ -73,6 +73,20 @@ func (in *Instrumented) Delete(ctx context.Context, key, ifMatch string) error {
 	err := in.Store.Delete(ctx, key, ifMatch)
 	in.observe(ctx, "delete", start, err)
 	return err
+}
+
+func (in *Instrumented) Copy(ctx context.Context, src, dst string, opt CopyOptions) (Info, error) {
+	start := time.Now()
+	i, err := in.Store.Copy(ctx, src, dst, opt)
+	in.observe(ctx, "copy", start, err)
+	return i, err
+}
+
+func (in *Instrumented) Move(ctx context.Context, src, dst string, opt CopyOptions) (Info, error) {
+	start := time.Now()
+	i, err := in.Store.Move(ctx, src, dst, opt)
+	in.observe(ctx, "move", start, err)
+	return i, err
 }
 
 func (in *Instrumented) List(ctx context.Context, opt ListOptions) (ListPage, error) {

@@ -29,6 +29,9 @@ type S3Config struct {
 	// Credentials overrides the SDK's default chain (environment, shared
 	// config, instance role); tests use it.
 	Credentials aws.CredentialsProvider
+	// Journal is a directory on the local disk where moves in flight are
+	// recorded (see FinishMoves); required.
+	Journal string
 }
 
 // S3 keeps files in one bucket.
@@ -37,6 +40,7 @@ type S3 struct {
 	client   *s3.Client
 	uploader *manager.Uploader
 	fast     *fastS3 // GET and small PUTs
+	journal  *journal
 }
 
 // partSize is both the multipart part size and the largest body sent in a
@@ -92,7 +96,14 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &S3{bucket: cfg.Bucket, client: client, uploader: up, fast: fast}, nil
+	if cfg.Journal == "" {
+		return nil, errors.New("S3 store: no directory for the move journal")
+	}
+	j, err := newJournal(cfg.Journal)
+	if err != nil {
+		return nil, err
+	}
+	return &S3{bucket: cfg.Bucket, client: client, uploader: up, fast: fast, journal: j}, nil
 }
 
 // Ping checks that the bucket is reachable with our credentials.

@@ -24,6 +24,9 @@ var (
 	// nothing was changed.
 	ErrFull     = errors.New("the store is full")
 	ErrBadToken = errors.New("continuation token not valid for this listing")
+	// ErrExists: a copy or move found a file at its destination and was
+	// not told to overwrite it; nothing was changed.
+	ErrExists = errors.New("the destination exists")
 )
 
 // UnavailableError is a store that could not be reached or failed; the
@@ -36,6 +39,12 @@ type UnavailableError struct {
 
 func (e *UnavailableError) Error() string { return "store " + e.Op + ": " + e.Err.Error() }
 func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// TestHookAfterCopy, when set, runs inside a move at the point where the
+// destination is complete and the source not yet removed (for the s3
+// store, between CopyObject and DeleteObject). Only crash tests set it:
+// the process is killed there and restarted.
+var TestHookAfterCopy func()
 
 // Info describes a stored file.
 type Info struct {
@@ -76,6 +85,12 @@ type PutOptions struct {
 	IfNoneMatch string // "*": write only if there is no file
 }
 
+// CopyOptions are the conditions of a server-side copy or move.
+type CopyOptions struct {
+	IfMatch   string // the source must have this ETag (ErrPrecondition)
+	Overwrite bool   // replace a file at the destination instead of ErrExists
+}
+
 // ListOptions select one page of a listing.
 type ListOptions struct {
 	Prefix    string // full key prefix
@@ -104,6 +119,14 @@ type Store interface {
 	// Delete removes a file; a missing file is not an error unless ifMatch
 	// is set, which answers ErrPrecondition unless the file has that ETag.
 	Delete(ctx context.Context, key, ifMatch string) error
+	// Copy makes dst a byte-exact copy of src inside the store, keeping its
+	// content type. ErrNotFound without src (ErrPrecondition with
+	// IfMatch), ErrExists when dst exists and Overwrite is not set.
+	Copy(ctx context.Context, src, dst string, opt CopyOptions) (Info, error)
+	// Move is Copy and then the removal of src, as one step: any refusal
+	// or failure leaves both files as they were, and a crash never leaves
+	// both or neither for longer than it takes the store to recover.
+	Move(ctx context.Context, src, dst string, opt CopyOptions) (Info, error)
 	// List returns one page in key order.
 	List(ctx context.Context, opt ListOptions) (ListPage, error)
 	// Ping tells whether the store is reachable.
