@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,7 +26,14 @@ func TestPWA(t *testing.T) {
 	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
 		t.Fatal("Chromium is missing: scripts/tools.sh chromium installs it (make test does)")
 	}
-	verifier := itest.LakeProject(t, map[string]map[string]any{"Proving.Basic": {"transcript": "01-clean-build", "delayMs": 30}})
+	// Proving.Slow runs ~5 s (a reload mid-run); Slow1–5 long enough to be
+	// cancelled by the test before they end.
+	scenarios := map[string]map[string]any{"Proving.Basic": {"transcript": "01-clean-build", "delayMs": 30},
+		"Proving.Slow": {"transcript": "01-clean-build", "delayMs": 400}}
+	for i := 1; i <= 5; i++ {
+		scenarios[fmt.Sprintf("Proving.Slow%d", i)] = map[string]any{"transcript": "01-clean-build", "delayMs": 5000}
+	}
+	verifier := itest.LakeProject(t, scenarios)
 	evaluator := itest.LakeProject(t, map[string]map[string]any{"exe:evaluate": {"action": "echo-stdin"}})
 	h := startHQD(t, []string{"HQD_LAKE_BIN=" + itest.Standin(t), "HQD_VERIFIER_DIR=" + verifier, "HQD_EVALUATOR_DIR=" + evaluator},
 		"dev", "--addr=127.0.0.1:0", "--metrics-addr=", "--data-dir="+t.TempDir())

@@ -73,7 +73,9 @@ func handler(root fs.FS, built bool, notFound http.Handler) http.Handler {
 			files.serve(w, r, name, cc)
 			return
 		}
-		if path.Ext(name) != "" && name != "index.html" {
+		// The app's files screen names a user's file in its URL
+		// (/files/notes/todo.md): a page, whatever its extension.
+		if path.Ext(name) != "" && name != "index.html" && !strings.HasPrefix(p, "/files/") {
 			notFound.ServeHTTP(w, r) // a missing file, not a page of the app
 			return
 		}

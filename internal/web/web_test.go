@@ -34,6 +34,7 @@ func TestServe(t *testing.T) {
 		{"/assets/app-1234.js", "gzip", "GZIP", "gzip", "public, max-age=31536000, immutable", 200},
 		{"/assets/app-1234.js", "", "console.log(1)", "", "public, max-age=31536000, immutable", 200},
 		{"/files/some/page", "", "<!doctype html><p>app", "", "no-cache", 200},
+		{"/files/notes/todo.md", "", "<!doctype html><p>app", "", "no-cache", 200}, // a deep link to a file
 		{"/", "", "<!doctype html><p>app", "", "no-cache", 200},
 		{"/sw.js", "", "self", "", "no-cache", 200},
 		{"/missing.js", "", "", "", "", 404},

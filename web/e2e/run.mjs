@@ -75,7 +75,7 @@ await step("create a folder and a file, then edit it", async () => {
   await page.getByLabel("Contents", { exact: true }).fill("# Notes\n");
   await page.getByRole("button", { name: "Save" }).click();
   await page.getByRole("button", { name: "Close" }).click();
-  await page.getByRole("button", { name: "📁 notes/", exact: true }).click();
+  await page.waitForURL("**/files/notes/");
   page.nextDialogValue = "todo.md";
   await page.getByRole("button", { name: "New file" }).click();
   await page.getByLabel("Contents", { exact: true }).fill("buy milk\n");
@@ -83,18 +83,18 @@ await step("create a folder and a file, then edit it", async () => {
   await page.getByRole("button", { name: "Save" }).isDisabled();
   await shot(page, "03-editor");
   await page.getByRole("button", { name: "Close" }).click();
-  await page.getByRole("button", { name: "todo.md", exact: true }).waitFor();
+  await page.getByRole("link", { name: "todo.md", exact: true }).waitFor();
   await shot(page, "04-folder");
 });
 
 await step("a conflicting edit from a second browser gets the 412 flow and loses nothing", async () => {
-  await page.getByRole("button", { name: "todo.md", exact: true }).click();
+  await page.getByRole("link", { name: "todo.md", exact: true }).click();
   await page.getByLabel("Contents", { exact: true }).fill("buy milk\nbuy bread (mine)\n");
   const ctxB = await browser.newContext();
   const other = await ctxB.newPage();
   await signIn(other, false);
-  await other.getByRole("button", { name: "📁 notes/", exact: true }).click();
-  await other.getByRole("button", { name: "todo.md", exact: true }).click();
+  await other.getByRole("link", { name: "📁 notes/", exact: true }).click();
+  await other.getByRole("link", { name: "todo.md", exact: true }).click();
   await other.getByLabel("Contents", { exact: true }).fill("buy milk\nbuy eggs (theirs)\n");
   await other.getByRole("button", { name: "Save" }).click();
   await other.getByText("Unsaved changes").waitFor({ state: "detached" });
@@ -117,14 +117,23 @@ await step("upload several files with a progress bar each", async () => {
     { name: "small.txt", mimeType: "text/plain", buffer: Buffer.from("hello") },
   ]);
   await page.getByLabel("Upload of big.bin").waitFor();
-  await page.getByRole("button", { name: "big.bin", exact: true }).waitFor({ timeout: 20000 });
-  await page.getByRole("button", { name: "small.txt", exact: true }).waitFor();
+  await page.getByRole("link", { name: "big.bin", exact: true }).waitFor({ timeout: 20000 });
+  await page.getByRole("link", { name: "small.txt", exact: true }).waitFor();
+  // Every upload's progress reaches its end (it used to freeze after the first event).
+  await page.getByRole("listitem").filter({ hasText: "big.bin" }).getByText("done").waitFor();
+  if ((await page.getByLabel("Upload of big.bin").getAttribute("value")) !== String(3 << 20)) throw new Error("big.bin's progress bar did not reach its end");
+  // 3 MiB of text opens as a card with a download, not in the editor.
+  await page.getByRole("link", { name: "big.bin", exact: true }).click();
+  await page.getByText("files over 2.1 MB open as a download").waitFor();
+  if (await page.getByLabel("Contents", { exact: true }).count()) throw new Error("a 3 MiB file opened in the editor");
+  await page.goBack();
+  await page.getByRole("link", { name: "small.txt", exact: true }).waitFor();
   await shot(page, "06-uploads");
 });
 
 await step("delete with confirmation", async () => {
   await page.getByRole("button", { name: "Delete notes/small.txt" }).click();
-  await page.getByRole("button", { name: "small.txt", exact: true }).waitFor({ state: "detached" });
+  await page.getByRole("link", { name: "small.txt", exact: true }).waitFor({ state: "detached" });
 });
 
 await step("the verifier streams a build to completion", async () => {
@@ -142,7 +151,7 @@ await step("the evaluator shows a refusal next to the leg", async () => {
   await page.getByRole("button", { name: "Evaluate" }).click();
   await page.getByRole("alert").getByText("without a covering long call").waitFor();
   // On the leg's own row (the server names the leg: SPEC §7), not under the form.
-  await page.locator('tr[aria-invalid="true"]').getByText("without a covering long call").waitFor();
+  await page.locator("tr.invalid").getByText("without a covering long call").waitFor();
   await shot(page, "08-evaluator-refused");
   await page.getByRole("button", { name: "Iron condor" }).click();
   await page.getByRole("button", { name: "Evaluate" }).click();
@@ -158,8 +167,8 @@ const errJSON = (status, code, message) => ({ status, contentType: "application/
 
 await step("a save that fails keeps the text and says why (413, server down)", async () => {
   await page.getByRole("link", { name: "Files" }).click();
-  await page.getByRole("button", { name: "📁 notes/", exact: true }).click();
-  await page.getByRole("button", { name: "todo.md", exact: true }).click();
+  await page.getByRole("link", { name: "📁 notes/", exact: true }).click();
+  await page.getByRole("link", { name: "todo.md", exact: true }).click();
   await page.getByLabel("Contents", { exact: true }).fill("precious unsaved text");
   await page.route("**/api/files/**", (r) => (r.request().method() === "PUT" ? r.fulfill(errJSON(413, "body_too_large", "the request body is larger than 5368709120 bytes")) : r.continue()));
   await page.getByRole("button", { name: "Save" }).click();
@@ -185,7 +194,7 @@ await step("a 401 mid-upload that cannot be refreshed says to sign in again", as
 });
 
 await step("an expired session keeps the unsaved text under the sign-in dialog", async () => {
-  await page.getByRole("button", { name: "todo.md", exact: true }).click();
+  await page.getByRole("link", { name: "todo.md", exact: true }).click();
   await page.getByLabel("Contents", { exact: true }).fill("text typed before the session ended");
   await page.route("**/api/files/**", (r) => (r.request().method() === "PUT" ? r.fulfill(errJSON(401, "unauthorized", "x")) : r.continue()));
   await page.route("**/api/auth/refresh", (r) => r.fulfill(errJSON(401, "invalid_refresh_token", "sign in again")));
@@ -245,6 +254,226 @@ await step("a phone-sized screen is usable", async () => {
   await p.screenshot({ path: path.join(shots, "11-phone.png") });
   await phone.close();
 });
+
+// ---- Never losing a user's work (issue 16), on a desktop and on a phone.
+
+// handleDialogs answers prompt() with p.nextDialogValue, and accepts
+// confirm() and beforeunload unless p.nextDialogDismiss is set.
+function handleDialogs(p) {
+  p.on("dialog", async (d) => {
+    if (p.nextDialogDismiss) {
+      p.nextDialogDismiss = false;
+      await d.dismiss();
+      return;
+    }
+    const v = p.nextDialogValue ?? "";
+    p.nextDialogValue = undefined;
+    if (d.type() === "prompt") await d.accept(v);
+    else await d.accept();
+  });
+}
+
+// apiAs signs in over the Cognito protocol from here (not the browser) and
+// returns a caller of hqd's API as that user: the "other client" of these
+// tests, and the way to look at what the server really holds.
+async function apiAs(user, pass) {
+  const cfg = await (await fetch(base + "/api/config")).json();
+  const r = await fetch(cfg.cognitoEndpoint || base + "/dev/cognito/", {
+    method: "POST",
+    headers: { "X-Amz-Target": "AWSCognitoIdentityProviderService.InitiateAuth", "Content-Type": "application/x-amz-json-1.1" },
+    body: JSON.stringify({ ClientId: cfg.clientId, AuthFlow: "USER_PASSWORD_AUTH", AuthParameters: { USERNAME: user, PASSWORD: pass } }),
+  });
+  const token = (await r.json()).AuthenticationResult.AccessToken;
+  return async (method, p, body, headers = {}) => {
+    const resp = await fetch(base + p, { method, body, headers: { Authorization: "Bearer " + token, ...headers } });
+    return { status: resp.status, headers: resp.headers, bytes: Buffer.from(await resp.arrayBuffer()) };
+  };
+}
+
+const allBytes = Buffer.from(Array.from({ length: 512 }, (_, i) => i % 256));
+
+async function noSideScroll(p, width, screen) {
+  const w = await p.evaluate(() => document.documentElement.scrollWidth);
+  if (w > width + 1) throw new Error(`${screen} is ${w} px wide on a ${width} px screen`);
+}
+
+async function lossless(label, options) {
+  const ctx = await browser.newContext(options);
+  const p = await ctx.newPage();
+  p.setDefaultTimeout(15000);
+  p.on("pageerror", (e) => console.log(`${label} pageerror:`, e.message));
+  handleDialogs(p);
+  const width = options.viewport.width;
+  const me = `${label}-${Date.now()}@example.com`;
+  await step(`${label}: sign up with every password rule shown at once`, async () => {
+    await p.goto(base + "/");
+    await p.getByRole("button", { name: "Create an account" }).click();
+    const rules = p.getByRole("list", { name: "It needs" });
+    if ((await rules.getByRole("listitem").count()) !== 5) throw new Error("not all five password rules are listed");
+    await p.getByLabel("E-mail").fill(me);
+    await p.getByLabel("Password").fill("short");
+    await rules.getByText("at least 8 characters (not yet)").waitFor();
+    await noSideScroll(p, width, "the sign-up screen");
+    await p.getByLabel("Password").fill(password);
+    if ((await rules.locator("li.met").count()) !== 5) throw new Error("a good password does not meet every rule");
+    await p.getByRole("button", { name: "Create account", exact: true }).click();
+    await p.getByRole("button", { name: "Sign out" }).waitFor();
+    await p.waitForURL("**/files/");
+  });
+  const api = await apiAs(me, password);
+
+  await step(`${label}: a binary file (every byte value) renamed and downloaded byte-exact`, async () => {
+    await p.getByLabel("Upload files").setInputFiles([{ name: "all.bin", mimeType: "application/octet-stream", buffer: allBytes }]);
+    await p.getByRole("link", { name: "all.bin", exact: true }).waitFor();
+    p.nextDialogValue = "kept/renamed.bin";
+    await p.getByRole("button", { name: "Rename all.bin" }).click();
+    await p.getByRole("link", { name: "📁 kept/", exact: true }).click();
+    await p.waitForURL("**/files/kept/");
+    const [dl] = await Promise.all([p.waitForEvent("download"), p.getByRole("button", { name: "Download kept/renamed.bin" }).click()]);
+    const got = fs.readFileSync(await dl.path());
+    if (!got.equals(allBytes)) throw new Error(`downloaded ${got.length} bytes, not the 512 uploaded`);
+    if ((await api("GET", "/api/files/all.bin?raw=1")).status !== 404) throw new Error("the old name is still there");
+    // Opened, it is a card with a download, never text in the editor.
+    await p.getByRole("link", { name: "renamed.bin", exact: true }).click();
+    await p.getByText("It is not text").waitFor();
+    if (await p.getByLabel("Contents", { exact: true }).count()) throw new Error("a binary file opened in the editor");
+    await noSideScroll(p, width, "the file card");
+  });
+
+  await step(`${label}: a rename refused by a concurrent change leaves exactly one file`, async () => {
+    await p.goto(base + "/files/kept/");
+    await p.getByRole("link", { name: "renamed.bin", exact: true }).waitFor();
+    // Another client rewrites the file after this page listed it.
+    if ((await api("PUT", "/api/files/kept/renamed.bin?raw=1", "changed elsewhere")).status !== 200) throw new Error("the other client's write failed");
+    p.nextDialogValue = "kept/again.bin";
+    await p.getByRole("button", { name: "Rename kept/renamed.bin" }).click();
+    await p.getByRole("alert").getByText("was changed or removed since this list was loaded").waitFor();
+    const list = JSON.parse((await api("GET", "/api/files?prefix=kept/")).bytes);
+    const names = list.files.map((f) => f.path).join(",");
+    if (names !== "kept/renamed.bin") throw new Error("files after the refused rename: " + names);
+  });
+
+  await step(`${label}: a drop onto an existing name asks; Keep both keeps both, Skip keeps the old one`, async () => {
+    await api("PUT", "/api/files/kept/notes.md?raw=1", "the original");
+    await p.goto(base + "/files/kept/");
+    await p.getByRole("link", { name: "notes.md", exact: true }).waitFor();
+    const drop = async (text) => {
+      const dt = await p.evaluateHandle((t) => {
+        const d = new DataTransfer();
+        d.items.add(new File([t], "notes.md", { type: "text/markdown" }));
+        return d;
+      }, text);
+      await p.dispatchEvent('section[aria-label="Files"]', "drop", { dataTransfer: dt });
+    };
+    await drop("dropped copy");
+    const ask = p.getByRole("dialog").filter({ hasText: "already exists" });
+    await ask.waitFor();
+    await noSideScroll(p, width, "the upload question");
+    await ask.getByRole("button", { name: "Keep both" }).click();
+    await p.getByRole("link", { name: "notes (2).md", exact: true }).waitFor();
+    await drop("skipped copy");
+    await ask.getByRole("button", { name: "Skip" }).click();
+    await p.getByText("skipped: a file of that name exists").waitFor();
+    const orig = (await api("GET", "/api/files/kept/notes.md?raw=1")).bytes.toString();
+    const second = (await api("GET", "/api/files/kept/notes%20(2).md?raw=1")).bytes.toString();
+    if (orig !== "the original" || second !== "dropped copy") throw new Error(`notes.md = ${orig}, notes (2).md = ${second}`);
+    // "New file" with a name that exists says so, instead of opening an
+    // empty editor whose save would then look like someone else's edit.
+    p.nextDialogValue = "notes.md";
+    await p.getByRole("button", { name: "New file" }).click();
+    await p.getByRole("alert").getByText("A file named notes.md already exists here").waitFor();
+  });
+
+  await step(`${label}: typed text survives another screen, Back, a reload and a refused sign-out`, async () => {
+    await p.getByRole("link", { name: "notes.md", exact: true }).click();
+    await p.waitForURL("**/files/kept/notes.md");
+    await p.getByLabel("Contents", { exact: true }).fill("typed, not saved");
+    await p.getByRole("link", { name: "Verifier" }).click();
+    await p.getByRole("heading", { name: "Verifier" }).waitFor();
+    await noSideScroll(p, width, "the verifier");
+    await p.goBack();
+    await p.getByText("Your unsaved changes from").waitFor();
+    if ((await p.getByLabel("Contents", { exact: true }).inputValue()) !== "typed, not saved") throw new Error("lost on Back");
+    await p.reload();
+    await p.getByText("Your unsaved changes from").waitFor();
+    if ((await p.getByLabel("Contents", { exact: true }).inputValue()) !== "typed, not saved") throw new Error("lost on reload");
+    p.nextDialogDismiss = true; // "Sign out and discard them?" — no
+    await p.getByRole("button", { name: "Sign out" }).click();
+    await p.getByRole("button", { name: "Sign out" }).waitFor();
+    if ((await p.getByLabel("Contents", { exact: true }).inputValue()) !== "typed, not saved") throw new Error("lost on a refused sign-out");
+    await noSideScroll(p, width, "the editor");
+    await p.keyboard.press("Control+S"); // saves, with the editor focused or not
+    await p.getByText("Unsaved changes", { exact: true }).waitFor({ state: "detached" });
+    if ((await api("GET", "/api/files/kept/notes.md?raw=1")).bytes.toString() !== "typed, not saved") throw new Error("Ctrl-S did not save");
+  });
+
+  await step(`${label}: an offline reload keeps the session`, async () => {
+    await p.goto(base + "/files/kept/");
+    await p.evaluate(() => navigator.serviceWorker.ready);
+    await ctx.setOffline(true);
+    await p.reload();
+    await p.getByText("You are offline").waitFor();
+    await p.getByRole("button", { name: "Sign out" }).waitFor();
+    await ctx.setOffline(false);
+    await p.reload();
+    await p.getByRole("link", { name: "notes.md", exact: true }).waitFor();
+    if (await p.getByRole("heading", { name: "Sign in" }).count()) throw new Error("signed out by an offline reload");
+  });
+
+  await step(`${label}: a reload mid-run reattaches to the run`, async () => {
+    await p.getByRole("link", { name: "Verifier" }).click();
+    await p.getByLabel("Module", { exact: true }).fill("Proving.Slow");
+    await p.getByRole("button", { name: "Check" }).click();
+    await p.waitForURL(/\/verify\?job=/);
+    const url = p.url();
+    await p.getByLabel("Build progress").waitFor();
+    await p.reload();
+    if (p.url() !== url) throw new Error("the reload lost the run's URL");
+    await p.getByRole("region", { name: "Your runs" }).getByText("Proving.Slow").waitFor();
+    await p.getByRole("status", { name: "Outcome" }).getByText("Verified").waitFor({ timeout: 30000 });
+  });
+
+  await step(`${label}: the per-user limit is never reached without the runs listed, and they can be cancelled`, async () => {
+    let refused = false;
+    for (let i = 1; i <= 5 && !refused; i++) {
+      await p.getByLabel("Module", { exact: true }).fill("Proving.Slow" + i);
+      await p.getByRole("button", { name: "Check" }).click();
+      const alert = p.getByRole("alert").getByText("active jobs");
+      const url = p.waitForURL(new RegExp("job=(?!" + new URL(p.url()).searchParams.get("job") + ")"), { timeout: 15000 }).then(() => false);
+      refused = await Promise.race([alert.waitFor().then(() => true).catch(() => false), url.catch(() => false)]);
+    }
+    if (!refused) throw new Error("five runs were allowed at once");
+    const runs = p.getByRole("region", { name: "Your runs" });
+    const cancels = runs.getByRole("button", { name: /^Cancel the run/ });
+    await p.waitForFunction(() => document.querySelectorAll('[aria-label="Your runs"] button[aria-label^="Cancel the run"]').length >= 4);
+    await noSideScroll(p, width, "the verifier with its runs");
+    while ((await cancels.count()) > 0) {
+      await cancels.first().click();
+      await p.waitForTimeout(200);
+    }
+    await runs.getByText("cancelled").first().waitFor();
+    await p.getByLabel("Module", { exact: true }).fill("Proving.Basic");
+    await p.getByRole("button", { name: "Check" }).click();
+    await p.getByRole("status", { name: "Outcome" }).getByText("Verified").waitFor({ timeout: 30000 });
+  });
+
+  await step(`${label}: the evaluator fits the screen`, async () => {
+    await p.getByRole("link", { name: "Evaluator" }).click();
+    await p.getByRole("heading", { name: "Evaluator" }).waitFor();
+    await noSideScroll(p, width, "the evaluator");
+    if (label === "phone") await p.screenshot({ path: path.join(shots, "12-phone-evaluator.png"), fullPage: true });
+  });
+
+  await step(`${label}: signing out from the evaluator signs out, with no "session expired"`, async () => {
+    await p.getByRole("button", { name: "Sign out" }).click();
+    await p.getByRole("heading", { name: "Sign in" }).waitFor();
+    if (await p.getByRole("dialog", { name: "Session expired" }).count()) throw new Error("a deliberate sign-out was shown as an expired session");
+  });
+  await ctx.close();
+}
+
+await lossless("desktop", { viewport: { width: 1100, height: 800 } });
+await lossless("phone", { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
 
 await browser.close();
 console.log(`${passed} passed, ${failed} failed`);

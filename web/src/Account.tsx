@@ -1,5 +1,17 @@
 import { FormEvent, useState } from "react";
-import { client, message } from "./App";
+import { client, message } from "./session";
+
+// The password rules of the user pool (deploy/terraform's identity module,
+// Cognito's defaults, and the dev provider), all shown at once as they are
+// met rather than one refusal at a time.
+const SYMBOLS = "^$*.[]{}()?\"!@#%&/\\,><':;|_~`=+- ";
+export const passwordRules: [string, (p: string) => boolean][] = [
+  ["at least 8 characters", (p) => p.length >= 8],
+  ["an upper-case letter", (p) => /[A-Z]/.test(p)],
+  ["a lower-case letter", (p) => /[a-z]/.test(p)],
+  ["a digit", (p) => /[0-9]/.test(p)],
+  ["a symbol such as ! or #", (p) => [...p].some((c) => SYMBOLS.includes(c))],
+];
 
 // Account: sign in, sign up, and the confirmation-code step real Cognito
 // sends (the dev provider and cognito-local confirm at once).
@@ -48,7 +60,16 @@ export function Account() {
       {mode !== "confirm" && (
         <>
           <label htmlFor="password">Password</label>
-          <input id="password" type="password" autoComplete={mode === "up" ? "new-password" : "current-password"} required value={password} onChange={(e) => setPassword(e.target.value)} />
+          <input id="password" type="password" autoComplete={mode === "up" ? "new-password" : "current-password"} required value={password} onChange={(e) => setPassword(e.target.value)} aria-describedby={mode === "up" ? "password-rules" : undefined} />
+          {mode === "up" && (
+            <ul id="password-rules" className="rules" aria-label="It needs">
+              {passwordRules.map(([rule, ok]) => (
+                <li key={rule} className={ok(password) ? "met" : undefined}>
+                  {ok(password) ? "✓" : "○"} {rule}<span className="sr-only">{ok(password) ? " (met)" : " (not yet)"}</span>
+                </li>
+              ))}
+            </ul>
+          )}
         </>
       )}
       {mode === "confirm" && (

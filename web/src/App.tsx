@@ -1,21 +1,11 @@
 import { useEffect, useState } from "react";
-import { ApiError, Client } from "./api";
 import { Account } from "./Account";
 import { Files } from "./Files";
 import { Verify } from "./Verify";
 import { Evaluate } from "./Evaluate";
-
-export const client = new Client(undefined, undefined, typeof sessionStorage !== "undefined" ? sessionStorage : undefined);
-
-function useHash(): string {
-  const [hash, setHash] = useState(location.hash || "#/files");
-  useEffect(() => {
-    const on = () => setHash(location.hash || "#/files");
-    addEventListener("hashchange", on);
-    return () => removeEventListener("hashchange", on);
-  }, []);
-  return hash;
-}
+import { client } from "./session";
+import { linkTo, navigate, useRoute } from "./route";
+import { clearDrafts, draftNames } from "./drafts";
 
 function useOnline(): boolean {
   const [online, setOnline] = useState(navigator.onLine);
@@ -31,13 +21,15 @@ function useOnline(): boolean {
   return online;
 }
 
-export function message(e: unknown): string {
-  if (e instanceof ApiError) return e.message;
-  return e instanceof Error ? e.message : String(e);
+// unsavedFiles names the files with text typed and not saved.
+function unsavedFiles(): string[] {
+  return draftNames()
+    .filter((n) => n.startsWith("file:"))
+    .map((n) => n.slice(5));
 }
 
 export function App() {
-  const hash = useHash();
+  const route = useRoute();
   const online = useOnline();
   const [signedIn, setSignedIn] = useState<boolean | null>(null);
   // A session that ends by itself (expired, revoked) keeps the page and its
@@ -45,30 +37,52 @@ export function App() {
   const [expired, setExpired] = useState(false);
   useEffect(() => {
     client.onSession = (t) => {
+      const deliberate = client.signingOut; // read now: the updater runs later
       setSignedIn((was) => {
-        if (was && !t && !client.signingOut) setExpired(true);
+        if (was && !t && !deliberate) setExpired(true);
         if (t) setExpired(false);
         return !!t;
       });
     };
     client.resume().then((ok) => setSignedIn(ok));
   }, []);
+  // Closing or reloading the tab with unsaved text asks first (the text is
+  // kept for a reload, but a closed tab's storage is gone).
+  useEffect(() => {
+    const ask = (e: BeforeUnloadEvent) => {
+      if (unsavedFiles().length > 0) e.preventDefault();
+    };
+    addEventListener("beforeunload", ask);
+    return () => removeEventListener("beforeunload", ask);
+  }, []);
+  useEffect(() => {
+    if (route.path === "/" || route.path === "/index.html") navigate("/files/", true);
+  }, [route.path]);
+
+  async function signOut() {
+    const unsaved = unsavedFiles();
+    if (unsaved.length > 0 && !confirm(`You have unsaved changes in ${unsaved.join(", ")}. Sign out and discard them?`)) return;
+    clearDrafts();
+    await client.signOut();
+  }
+
   const showPages = signedIn || expired;
-  const pages: [string, string][] = [["#/files", "Files"], ["#/verify", "Verifier"], ["#/evaluate", "Evaluator"]];
+  const pages: [string, string][] = [["/files/", "Files"], ["/verify", "Verifier"], ["/evaluate", "Evaluator"]];
+  const section = route.path.startsWith("/verify") ? "/verify" : route.path.startsWith("/evaluate") ? "/evaluate" : "/files/";
   return (
     <>
-      {!online && <div className="offline" role="status">You are offline. The app still opens; files and jobs need a connection.</div>}
+      {!online && <div className="offline" role="status">You are offline. The app still opens and your unsaved text is kept; files and jobs need a connection.</div>}
       <header>
         <strong>HQ</strong>
         {showPages && (
           <nav aria-label="Main" className="row">
-            {pages.map(([h, name]) => (
-              <a key={h} href={h} aria-current={hash.startsWith(h) ? "page" : undefined}>{name}</a>
+            {pages.map(([to, name]) => (
+              <a key={to} {...linkTo(to)} aria-current={section === to ? "page" : undefined}>{name}</a>
             ))}
           </nav>
         )}
         <span className="spacer" />
-        {signedIn && <button onClick={() => client.signOut()}>Sign out</button>}
+        {signedIn && <button onClick={signOut}>Sign out</button>}
       </header>
       <main>
         {signedIn === null && <p>Loading…</p>}
@@ -79,9 +93,9 @@ export function App() {
             <Account />
           </div>
         )}
-        {showPages && hash.startsWith("#/verify") && <Verify />}
-        {showPages && hash.startsWith("#/evaluate") && <Evaluate />}
-        {showPages && !hash.startsWith("#/verify") && !hash.startsWith("#/evaluate") && <Files />}
+        {showPages && section === "/verify" && <Verify route={route} />}
+        {showPages && section === "/evaluate" && <Evaluate route={route} />}
+        {showPages && section === "/files/" && <Files route={route} />}
       </main>
     </>
   );

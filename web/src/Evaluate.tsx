@@ -1,7 +1,9 @@
 import { FormEvent, useState } from "react";
 import { ApiError } from "./api";
-import { client, message } from "./App";
-import { JobView } from "./Jobs";
+import { client, message } from "./session";
+import { JobList, JobView, useJobs } from "./Jobs";
+import { Route, navigate } from "./route";
+import { loadDraft, saveDraft } from "./drafts";
 
 type Leg = { side: string; right: string; strike: string; expiry: string; quantity: string; premium: string };
 
@@ -22,11 +24,35 @@ const presets: Record<string, () => Leg[]> = {
   "Long call": () => [blank("long", "call", 100, 3)],
 };
 
-export function Evaluate() {
-  const [underlying, setUnderlying] = useState("SPY");
-  const [legs, setLegs] = useState<Leg[]>(presets["Iron condor"]());
+// keptPortfolio is the portfolio being edited, kept for the tab so that
+// going to another screen or reloading does not reset it.
+function keptPortfolio(): { underlying: string; legs: Leg[] } | null {
+  try {
+    const d = loadDraft("evaluate");
+    return d ? JSON.parse(d.text) : null;
+  } catch {
+    return null;
+  }
+}
+
+export function Evaluate({ route }: { route: Route }) {
+  const kept = keptPortfolio();
+  const [underlying, setUnderlyingState] = useState(kept?.underlying ?? "SPY");
+  const [legs, setLegsState] = useState<Leg[]>(kept?.legs ?? presets["Iron condor"]());
   const [error, setError] = useState<{ msg: string; leg?: number } | null>(null);
   const [answer, setAnswer] = useState<any>(null);
+  const { jobs, reload } = useJobs("evaluate");
+  const job = route.search.get("job") || "";
+  const show = (id: string) => navigate("/evaluate?job=" + encodeURIComponent(id));
+  const keep = (u: string, ls: Leg[]) => saveDraft("evaluate", { text: JSON.stringify({ underlying: u, legs: ls }), etag: "" });
+  const setLegs = (ls: Leg[]) => {
+    setLegsState(ls);
+    keep(underlying, ls);
+  };
+  const setUnderlying = (u: string) => {
+    setUnderlyingState(u);
+    keep(u, legs);
+  };
   const set = (i: number, k: keyof Leg, v: string) => setLegs(legs.map((l, j) => (j === i ? { ...l, [k]: v } : l)));
 
   async function submit(e: FormEvent) {
@@ -40,13 +66,16 @@ export function Evaluate() {
       },
     };
     try {
-      setAnswer(await client.json("POST", "/api/evaluate", body));
+      const out = await client.json<any>("POST", "/api/evaluate", body);
+      setAnswer(out);
+      show(out.id);
     } catch (err) {
       // The server names the leg a refusal is about (SPEC §7), 1-based.
       const leg = err instanceof ApiError && err.leg ? err.leg - 1 : undefined;
       setError({ msg: message(err), leg });
       if (!(err instanceof ApiError)) throw err;
     }
+    reload();
   }
 
   return (
@@ -61,15 +90,15 @@ export function Evaluate() {
       <form onSubmit={submit} aria-label="Portfolio">
         <label htmlFor="underlying">Underlying</label>
         <input id="underlying" value={underlying} onChange={(e) => setUnderlying(e.target.value)} />
-        <table>
+        <table className="legs">
           <thead><tr><th>#</th><th>Side</th><th>Right</th><th>Strike</th><th>Expiry</th><th>Qty</th><th>Premium</th><th /></tr></thead>
           <tbody>
             {legs.map((l, i) => (
-              <tr key={i} aria-invalid={error?.leg === i}>
+              <tr key={i} className={error?.leg === i ? "invalid" : undefined}>
                 <td>{i + 1}</td>
                 <td><select aria-label={`Leg ${i + 1} side`} value={l.side} onChange={(e) => set(i, "side", e.target.value)}><option>long</option><option>short</option></select></td>
                 <td><select aria-label={`Leg ${i + 1} right`} value={l.right} onChange={(e) => set(i, "right", e.target.value)}><option>call</option><option>put</option></select></td>
-                <td><input aria-label={`Leg ${i + 1} strike`} size={6} value={l.strike} onChange={(e) => set(i, "strike", e.target.value)} /></td>
+                <td><input aria-label={`Leg ${i + 1} strike`} aria-invalid={error?.leg === i || undefined} size={6} value={l.strike} onChange={(e) => set(i, "strike", e.target.value)} /></td>
                 <td><input aria-label={`Leg ${i + 1} expiry`} type="date" value={l.expiry} onChange={(e) => set(i, "expiry", e.target.value)} /></td>
                 <td><input aria-label={`Leg ${i + 1} quantity`} size={3} value={l.quantity} onChange={(e) => set(i, "quantity", e.target.value)} /></td>
                 <td><input aria-label={`Leg ${i + 1} premium`} size={5} value={l.premium} onChange={(e) => set(i, "premium", e.target.value)} /></td>
@@ -87,17 +116,16 @@ export function Evaluate() {
         </p>
       </form>
       {error && error.leg === undefined && <p className="error" role="alert">{error.msg}</p>}
-      {answer && (
-        <>
-          <dl aria-label="Strategy">
-            <dt>Strategy</dt><dd>{answer.strategy}</dd>
-            <dt>Maximum loss</dt><dd>{answer.maxLoss}</dd>
-            <dt>Maximum gain</dt><dd>{answer.maxGain === null ? "unbounded" : answer.maxGain}</dd>
-            <dt>Break-evens</dt><dd>{answer.breakevens.join(", ")}</dd>
-          </dl>
-          <JobView key={answer.id} id={answer.id} />
-        </>
+      <JobList jobs={jobs} current={job} onShow={show} onChange={reload} />
+      {answer && answer.id === job && (
+        <dl aria-label="Strategy">
+          <dt>Strategy</dt><dd>{answer.strategy}</dd>
+          <dt>Maximum loss</dt><dd>{answer.maxLoss}</dd>
+          <dt>Maximum gain</dt><dd>{answer.maxGain === null ? "unbounded" : answer.maxGain}</dd>
+          <dt>Break-evens</dt><dd>{answer.breakevens.join(", ")}</dd>
+        </dl>
       )}
+      {job && <JobView key={job} id={job} onDone={reload} />}
     </>
   );
 }

@@ -1,11 +1,14 @@
-import { useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { JobEvent, follow } from "./sse";
-import { client, message } from "./App";
+import { JobSummary, listJobs } from "./api";
+import { client, message } from "./session";
 
 // JobView streams one job live: a progress bar, diagnostics with
 // file:line:col, collapsible logs, results and the final outcome. It
 // resumes after a dropped connection without losing events.
 export function JobView({ id, onDone }: { id: string; onDone?: () => void }) {
+  const doneRef = useRef(onDone);
+  doneRef.current = onDone;
   const [events, setEvents] = useState<JobEvent[]>([]);
   const [status, setStatus] = useState("connecting");
   const [error, setError] = useState("");
@@ -15,7 +18,7 @@ export function JobView({ id, onDone }: { id: string; onDone?: () => void }) {
     abort.current = ac;
     setEvents([]);
     follow(client, id, (e) => setEvents((evs) => [...evs, e]), { signal: ac.signal, onStatus: setStatus })
-      .then(() => onDone?.())
+      .then(() => doneRef.current?.())
       .catch((e) => setError(message(e)));
     return () => ac.abort();
   }, [id]);
@@ -28,7 +31,7 @@ export function JobView({ id, onDone }: { id: string; onDone?: () => void }) {
     <section aria-label="Job" aria-live="polite">
       {error && <p className="error" role="alert">{error}</p>}
       {!done && <p role="status">{status === "reconnecting" ? "Connection lost; reconnecting without losing events…" : "Running…"}</p>}
-      {!done && <button onClick={() => client.request("DELETE", "/api/jobs/" + id)}>Cancel</button>}
+      {!done && <button onClick={() => client.request("DELETE", "/api/jobs/" + id).then(() => doneRef.current?.())}>Cancel</button>}
       {progress && (
         <p>
           <progress max={progress.data.total} value={progress.data.done} aria-label="Build progress" /> {progress.data.done}/{progress.data.total} {progress.data.msg}
@@ -57,6 +60,54 @@ export function JobView({ id, onDone }: { id: string; onDone?: () => void }) {
           {done.exitCode !== null && done.exitCode !== undefined ? ` · exit code ${done.exitCode}` : ""} · {done.durationMs} ms
         </p>
       )}
+    </section>
+  );
+}
+
+// useJobs keeps the user's jobs of one kind (GET /api/jobs), refreshed
+// every few seconds while any is active, so that runs started before a
+// reload, or in another tab, can always be found, resumed and cancelled.
+export function useJobs(kind: string): { jobs: JobSummary[]; reload: () => void } {
+  const [jobs, setJobs] = useState<JobSummary[]>([]);
+  const reload = useCallback(() => {
+    listJobs(client)
+      .then((all) => setJobs(all.filter((j) => j.kind === kind)))
+      .catch(() => {
+        /* the list is a convenience: the screen's own errors say what failed */
+      });
+  }, [kind]);
+  useEffect(() => {
+    reload();
+  }, [reload]);
+  const active = jobs.some((j) => j.status !== "done");
+  useEffect(() => {
+    if (!active) return;
+    const t = setInterval(reload, 3000);
+    return () => clearInterval(t);
+  }, [active, reload]);
+  return { jobs, reload };
+}
+
+// JobList shows the user's runs of one kind, the one on screen marked, with
+// Show and Cancel.
+export function JobList({ jobs, current, onShow, onChange }: { jobs: JobSummary[]; current: string; onShow: (id: string) => void; onChange: () => void }) {
+  if (jobs.length === 0) return null;
+  const outcome = (j: JobSummary) =>
+    j.status !== "done" ? j.status : j.done?.cancelled ? "cancelled" : j.done?.limit ? `stopped (${j.done.limit})` : j.done?.verified ? "verified" : j.done?.ok ? "succeeded" : "failed";
+  return (
+    <section aria-label="Your runs">
+      <h2>Your runs</h2>
+      <ul className="runs">
+        {jobs.map((j) => (
+          <li key={j.id} aria-current={j.id === current ? "true" : undefined}>
+            <span>{j.target || j.strategy || j.kind}</span> <span>{outcome(j)}</span> <span>{new Date(j.createdAt).toLocaleTimeString()}</span>{" "}
+            {j.id !== current && <button onClick={() => onShow(j.id)} aria-label={`Show the run of ${j.target || j.strategy} started ${new Date(j.createdAt).toLocaleTimeString()}`}>Show</button>}
+            {j.status !== "done" && (
+              <button onClick={() => client.request("DELETE", "/api/jobs/" + j.id).catch((e) => alert(message(e))).finally(onChange)} aria-label={`Cancel the run of ${j.target || j.strategy} started ${new Date(j.createdAt).toLocaleTimeString()}`}>Cancel</button>
+            )}
+          </li>
+        ))}
+      </ul>
     </section>
   );
 }

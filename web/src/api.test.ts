@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ApiError, Client, refreshDelay } from "./api";
+import { ApiError, Client, asText, formatSize, refreshDelay, refused } from "./api";
 import { Parser, follow } from "./sse";
 
 // fakeFetch answers requests from a list of handlers, recording them.
@@ -129,5 +129,45 @@ describe("SSE", () => {
     const { f } = fakeFetch(() => json(404, { error: { code: "not_found", message: "no such job" } }));
     const c = new Client("", f);
     await expect(follow(c, "X", () => {}, { sleep: async () => {} })).rejects.toMatchObject({ status: 404 });
+  });
+});
+
+describe("a session that cannot be refreshed", () => {
+  const resp = (status: number, body: unknown) => new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
+  const memory = () => {
+    const m = new Map<string, string>();
+    return { getItem: (k: string) => m.get(k) ?? null, setItem: (k: string, v: string) => void m.set(k, v), removeItem: (k: string) => void m.delete(k) } as unknown as Storage;
+  };
+  it("is kept when hqd cannot be reached, and ended when the token is refused", async () => {
+    const store = memory();
+    store.setItem("hq.refreshToken", "rt");
+    const offline = new Client("", async () => {
+      throw new TypeError("Failed to fetch");
+    }, store);
+    expect(await offline.resume()).toBe(true);
+    expect(store.getItem("hq.refreshToken")).toBe("rt");
+    clearTimeout(offline.timer);
+    const refusing = new Client("", async () => resp(401, { error: { code: "invalid_refresh_token", message: "sign in again" } }), store);
+    expect(await refusing.resume()).toBe(false);
+    expect(store.getItem("hq.refreshToken")).toBe(null);
+  });
+  it("tells refusals from failures", () => {
+    expect(refused(new ApiError(401, "x", "x"))).toBe(true);
+    expect(refused(new ApiError(0, "network", "x"))).toBe(false);
+    expect(refused(new ApiError(503, "x", "x"))).toBe(false);
+    expect(refused(new ApiError(429, "x", "x"))).toBe(false);
+  });
+});
+
+describe("files", () => {
+  it("shows sizes as people read them", () => {
+    expect(formatSize(512)).toBe("512 B");
+    expect(formatSize(1536)).toBe("1.5 KB");
+    expect(formatSize(20_000_000)).toBe("20 MB");
+  });
+  it("never decodes a binary file as text", () => {
+    expect(asText(new TextEncoder().encode("# notes ✓").buffer)).toBe("# notes ✓");
+    expect(asText(new Uint8Array([0x89, 0x50, 0x4e, 0x47]).buffer)).toBe(null);
+    expect(asText(new Uint8Array([0x61, 0, 0x62]).buffer)).toBe(null);
   });
 });

@@ -111,14 +111,20 @@ export class Client {
     clearTimeout(this.timer);
     if (t) {
       this.storage?.setItem(REFRESH_KEY, t.refreshToken);
-      this.timer = setTimeout(() => this.refresh().catch(() => {}), refreshDelay(t.expiresAt, Date.now()));
+      this.timer = setTimeout(
+        () => this.refresh().catch((e) => (refused(e) ? this.setSession(undefined) : this.retryLater())),
+        refreshDelay(t.expiresAt, Date.now()),
+      );
     } else {
       this.storage?.removeItem(REFRESH_KEY);
     }
     this.onSession(t);
   }
 
-  // resume restores a session from the tab's refresh token, if any.
+  // resume restores a session from the tab's refresh token, if any. Only a
+  // refusal (the token is no longer valid) ends it: when hqd cannot be
+  // reached (offline, a restart), the session is kept and refreshed again
+  // later, and the app opens signed in with what it has.
   async resume(): Promise<boolean> {
     const rt = this.storage?.getItem(REFRESH_KEY);
     if (!rt) return false;
@@ -126,10 +132,27 @@ export class Client {
     try {
       await this.refresh();
       return true;
-    } catch {
-      this.setSession(undefined);
-      return false;
+    } catch (e) {
+      if (refused(e)) {
+        this.setSession(undefined);
+        return false;
+      }
+      this.retryLater();
+      return true;
     }
+  }
+
+  // retryLater refreshes again in 30 s, or as soon as the browser is back
+  // online, until the server answers one way or the other.
+  retryLater() {
+    clearTimeout(this.timer);
+    const again = () => {
+      globalThis.removeEventListener?.("online", again);
+      clearTimeout(this.timer);
+      this.refresh().catch((e) => (refused(e) ? this.setSession(undefined) : this.retryLater()));
+    };
+    this.timer = setTimeout(again, 30_000);
+    globalThis.addEventListener?.("online", again, { once: true });
   }
 
   refreshing?: Promise<void>;
@@ -174,7 +197,8 @@ export class Client {
     if (resp.status === 401 && auth && this.tokens?.refreshToken) {
       try {
         await this.refresh();
-      } catch {
+      } catch (e) {
+        if (!refused(e)) throw e; // hqd unreachable: the session stays
         this.setSession(undefined);
         throw new ApiError(401, "session_expired", "Your session has expired. Sign in again; your unsaved work is kept.");
       }
@@ -193,6 +217,12 @@ export class Client {
     }
     return (await check(resp)) as T;
   }
+}
+
+// refused tells a refresh the server turned down (the session is over)
+// from one that could not be made (no network, hqd restarting, 5xx).
+export function refused(e: unknown): boolean {
+  return e instanceof ApiError && e.status >= 400 && e.status < 500 && e.status !== 408 && e.status !== 429;
 }
 
 // check returns the JSON of a successful answer, or throws its error.
@@ -221,6 +251,53 @@ export async function list(c: Client, prefix: string, token?: string): Promise<L
   if (token) q.set("token", token);
   const l = await c.json<Listing>("GET", "/api/files?" + q);
   return { files: l.files || [], folders: l.folders || [], nextToken: l.nextToken };
+}
+
+// readFile reads a file's bytes with its ETag and type.
+export async function readFile(c: Client, path: string): Promise<{ bytes: ArrayBuffer; etag: string; type: string }> {
+  const resp = await c.request("GET", "/api/files/" + encodePath(path) + "?raw=1");
+  if (!resp.ok) await check(resp);
+  return { bytes: await resp.arrayBuffer(), etag: resp.headers.get("ETag") || "", type: resp.headers.get("Content-Type") || "" };
+}
+
+// asText decodes a file as UTF-8 text, or answers null for a binary file
+// (invalid UTF-8 or a NUL byte), which the editor must never open.
+export function asText(bytes: ArrayBuffer): string | null {
+  try {
+    const text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    return text.includes("\u0000") ? null : text;
+  } catch {
+    return null;
+  }
+}
+
+// move renames (or copies) a file on the server: byte-exact, with If-Match
+// on the source; 409 destination_exists unless overwrite.
+export async function move(c: Client, from: string, to: string, opt: { ifMatch?: string; overwrite?: boolean; copy?: boolean } = {}): Promise<{ path: string; etag: string }> {
+  const headers: Record<string, string> = { "Content-Type": "application/json" };
+  if (opt.ifMatch) headers["If-Match"] = opt.ifMatch;
+  const body = JSON.stringify({ from, to, copy: !!opt.copy, overwrite: !!opt.overwrite });
+  return check(await c.request("POST", "/api/files-move", body, headers));
+}
+
+export type JobSummary = { id: string; kind: string; status: string; createdAt: string; target?: string; strategy?: string; done?: any };
+
+// listJobs is the caller's active and kept jobs, newest first.
+export async function listJobs(c: Client): Promise<JobSummary[]> {
+  return (await c.json<{ jobs: JobSummary[] }>("GET", "/api/jobs")).jobs || [];
+}
+
+// formatSize shows a byte count as people read it.
+export function formatSize(n: number): string {
+  if (n < 1000) return n + " B";
+  const units = ["KB", "MB", "GB", "TB"];
+  let v = n / 1000;
+  let i = 0;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return (v < 10 ? v.toFixed(1) : Math.round(v).toString()) + " " + units[i];
 }
 
 export async function readText(c: Client, path: string): Promise<{ text: string; etag: string }> {
