@@ -348,6 +348,7 @@ async function lossless(label, options) {
     p.nextDialogValue = "kept/again.bin";
     await p.getByRole("button", { name: "Rename kept/renamed.bin" }).click();
     await p.getByRole("alert").getByText("was changed or removed since this list was loaded").waitFor();
+    await noSideScroll(p, width, "a folder");
     const list = JSON.parse((await api("GET", "/api/files?prefix=kept/")).bytes);
     const names = list.files.map((f) => f.path).join(",");
     if (names !== "kept/renamed.bin") throw new Error("files after the refused rename: " + names);

@@ -314,6 +314,16 @@ function Editor({ path, isNew }: { path: string; isNew: boolean }) {
   const [notice, setNotice] = useState("");
   const [conflict, setConflict] = useState<{ theirs: string; theirEtag: string; created: boolean } | null>(null);
   const [roomless, setRoomless] = useState(false);
+  // While a save is on its way, Save and Close wait for it: closing then
+  // would ask to discard text that is being saved.
+  const [saving, setSaving] = useState(false);
+  const alive = useRef(true);
+  useEffect(
+    () => () => {
+      alive.current = false;
+    },
+    [],
+  );
 
   useEffect(() => {
     let preview = "";
@@ -371,15 +381,16 @@ function Editor({ path, isNew }: { path: string; isNew: boolean }) {
   }
 
   async function save(force = false) {
-    if (open?.kind !== "text") return;
+    if (open?.kind !== "text" || saving) return;
     setError("");
+    setSaving(true);
     try {
       const etag = await writeText(client, path, open.text, force ? conflict?.theirEtag || undefined : open.etag || undefined, !open.etag && !(force && conflict?.theirEtag));
       dropDraft(draftName);
       setOpen({ kind: "text", text: open.text, etag, original: open.text });
       setConflict(null);
       setNotice("Saved.");
-      if (isNew) navigate(filesURL(path), true);
+      if (isNew && alive.current) navigate(filesURL(path), true); // no longer ?new=1
     } catch (e) {
       if (e instanceof ApiError && e.status === 412) {
         // Someone else saved first (or made a file of this name): show both
@@ -393,6 +404,8 @@ function Editor({ path, isNew }: { path: string; isNew: boolean }) {
         return;
       }
       setError(message(e) + " Your text is still here.");
+    } finally {
+      setSaving(false);
     }
   }
 
@@ -501,8 +514,8 @@ function Editor({ path, isNew }: { path: string; isNew: boolean }) {
           <label htmlFor="editor">Contents</label>
           <textarea id="editor" value={open.text} onChange={(e) => edit(e.target.value)} />
           <p className="row">
-            <button className="primary" onClick={() => save()} disabled={!dirty} aria-keyshortcuts="Control+S Meta+S">Save</button>
-            <button onClick={close}>Close</button>
+            <button className="primary" onClick={() => save()} disabled={!dirty || saving} aria-keyshortcuts="Control+S Meta+S">{saving ? "Saving…" : "Save"}</button>
+            <button onClick={close} disabled={saving}>Close</button>
             {dirty ? <span role="status">Unsaved changes</span> : notice && <span role="status">{notice}</span>}
           </p>
         </>
