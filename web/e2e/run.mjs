@@ -122,13 +122,13 @@ await step("upload several files with a progress bar each", async () => {
   // Every upload's progress reaches its end (it used to freeze after the first event).
   await page.getByRole("listitem").filter({ hasText: "big.bin" }).getByText("done").waitFor();
   if ((await page.getByLabel("Upload of big.bin").getAttribute("value")) !== String(3 << 20)) throw new Error("big.bin's progress bar did not reach its end");
+  await shot(page, "06-uploads");
   // 3 MiB of text opens as a card with a download, not in the editor.
   await page.getByRole("link", { name: "big.bin", exact: true }).click();
   await page.getByText("files over 2.1 MB open as a download").waitFor();
   if (await page.getByLabel("Contents", { exact: true }).count()) throw new Error("a 3 MiB file opened in the editor");
   await page.goBack();
   await page.getByRole("link", { name: "small.txt", exact: true }).waitFor();
-  await shot(page, "06-uploads");
 });
 
 await step("delete with confirmation", async () => {

@@ -95,13 +95,13 @@ export function Evaluate({ route }: { route: Route }) {
           <tbody>
             {legs.map((l, i) => (
               <tr key={i} className={error?.leg === i ? "invalid" : undefined}>
-                <td>{i + 1}</td>
-                <td><select aria-label={`Leg ${i + 1} side`} value={l.side} onChange={(e) => set(i, "side", e.target.value)}><option>long</option><option>short</option></select></td>
-                <td><select aria-label={`Leg ${i + 1} right`} value={l.right} onChange={(e) => set(i, "right", e.target.value)}><option>call</option><option>put</option></select></td>
-                <td><input aria-label={`Leg ${i + 1} strike`} aria-invalid={error?.leg === i || undefined} size={6} value={l.strike} onChange={(e) => set(i, "strike", e.target.value)} /></td>
-                <td><input aria-label={`Leg ${i + 1} expiry`} type="date" value={l.expiry} onChange={(e) => set(i, "expiry", e.target.value)} /></td>
-                <td><input aria-label={`Leg ${i + 1} quantity`} size={3} value={l.quantity} onChange={(e) => set(i, "quantity", e.target.value)} /></td>
-                <td><input aria-label={`Leg ${i + 1} premium`} size={5} value={l.premium} onChange={(e) => set(i, "premium", e.target.value)} /></td>
+                <td className="leg-no">{i + 1}</td>
+                <td data-label="Side"><select aria-label={`Leg ${i + 1} side`} value={l.side} onChange={(e) => set(i, "side", e.target.value)}><option>long</option><option>short</option></select></td>
+                <td data-label="Right"><select aria-label={`Leg ${i + 1} right`} value={l.right} onChange={(e) => set(i, "right", e.target.value)}><option>call</option><option>put</option></select></td>
+                <td data-label="Strike"><input aria-label={`Leg ${i + 1} strike`} aria-invalid={error?.leg === i || undefined} size={6} value={l.strike} onChange={(e) => set(i, "strike", e.target.value)} /></td>
+                <td data-label="Expiry"><input aria-label={`Leg ${i + 1} expiry`} type="date" value={l.expiry} onChange={(e) => set(i, "expiry", e.target.value)} /></td>
+                <td data-label="Qty"><input aria-label={`Leg ${i + 1} quantity`} size={3} value={l.quantity} onChange={(e) => set(i, "quantity", e.target.value)} /></td>
+                <td data-label="Premium"><input aria-label={`Leg ${i + 1} premium`} size={5} value={l.premium} onChange={(e) => set(i, "premium", e.target.value)} /></td>
                 <td>
                   <button type="button" aria-label={`Remove leg ${i + 1}`} onClick={() => setLegs(legs.filter((_, j) => j !== i))}>✕</button>
                   {error?.leg === i && <span className="error" role="alert">{error.msg}</span>}
