@@ -49,6 +49,7 @@ type Config struct {
 	JWKSURLs        []string
 	RefreshRotation bool
 	STSRoleARN      string
+	KMSKeyARN       string
 	STSEndpoint     string
 
 	LakeBin        string
@@ -121,6 +122,7 @@ func settings(c *Config, mode string) []setting {
 		{"jwks-url", "", "one JWKS URL per issuer, in the same order; {issuer}/.well-known/jwks.json when empty", list(&c.JWKSURLs)},
 		{"cognito-refresh-rotation", "false", "the app client rotates refresh tokens: refresh with GetTokensFromRefreshToken and return the new one", boolean(&c.RefreshRotation)},
 		{"sts-role-arn", "", "role assumed for each user's S3 credentials on refresh; none issued when empty", str(&c.STSRoleARN)},
+		{"kms-key-arn", "", "the bucket's SSE-KMS key: users' S3 credentials may use it through S3", str(&c.KMSKeyARN)},
 		{"sts-endpoint", "", "STS endpoint for MinIO or LocalStack; AWS when empty (dev on MinIO: the S3 endpoint)", str(&c.STSEndpoint)},
 		{"lake-bin", "lake", "the lake binary (looked up in PATH); jobs are refused while it is missing", str(&c.LakeBin)},
 		{"verifier-dir", "", "the verifier's Lake project; POST /api/verify is refused while it is unset", str(&c.VerifierDir)},

@@ -254,7 +254,7 @@ func (a *App) newSessions(ctx context.Context) (*auth.Sessions, error) {
 	}
 	s := &auth.Sessions{
 		Verifier: a.verifier, Cognito: cip.New(cogOpts), ClientID: cfg.ClientIDs[0], Rotation: cfg.RefreshRotation,
-		Bucket: a.bucket, Region: cfg.Region, Revocations: rev, RoleARN: cfg.STSRoleARN,
+		Bucket: a.bucket, Region: cfg.Region, KMSKeyARN: cfg.KMSKeyARN, Revocations: rev, RoleARN: cfg.STSRoleARN,
 	}
 	if cfg.STSRoleARN != "" {
 		awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(cfg.Region))

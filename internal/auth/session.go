@@ -42,6 +42,7 @@ type Sessions struct {
 	RoleARN     string
 	Bucket      string
 	Region      string
+	KMSKeyARN   string // the bucket's SSE-KMS key; "" when it has none
 	Revocations *Revocations
 	// SessionDuration is the STS session length: 1 h, as SPEC §5.2 says,
 	// when zero. Only tests set it (MinIO's floor is 15 min).
@@ -224,7 +225,7 @@ func (s *Sessions) AssumeRole(ctx context.Context, sub string) (*Credentials, er
 		RoleArn:         &s.RoleARN,
 		RoleSessionName: aws.String(RoleSessionName(sub)),
 		DurationSeconds: aws.Int32(int32(d / time.Second)),
-		Policy:          aws.String(SessionPolicy(s.Bucket, sub)),
+		Policy:          aws.String(SessionPolicy(Bucket{Name: s.Bucket, Region: s.Region, KMSKeyARN: s.KMSKeyARN}, sub)),
 	}
 	if len(sub) >= 2 && len(sub) <= 64 {
 		in.SourceIdentity = aws.String(sub) // STS's limits; Cognito subs are UUIDs
