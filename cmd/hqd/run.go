@@ -46,6 +46,9 @@ Commands:
   serve     run in production (settings: hqd serve --help)
   dev       run locally with no dependencies (settings: hqd dev --help)
   version   print the version
+  ssm-settings [--path=/hqd/] [--out=/etc/hqd/hqd.env]
+            write the settings file from the SSM parameters under a path
+            (the EC2 host runs it before every start: hqd-ssm.conf)
 `
 
 // run is main with the outside world passed in, so tests can call it.
@@ -61,6 +64,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	case "help", "--help", "-h", "-help":
 		fmt.Fprint(stdout, usage)
 		return nil
+	case "ssm-settings":
+		return ssmSettings(ctx, args[1:], stdout, stderr)
 	case "serve", "dev":
 	default:
 		fmt.Fprint(stderr, usage)
