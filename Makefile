@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/quantapix/hqd/internal/version.Version=$(VERSION)
 TOOLS   := scripts/tools.sh
 
-.PHONY: all web helper build release run test test-long test-unit test-target fuzz load soak tools bench vet clean
+.PHONY: all web helper build release run test test-long test-unit test-target test-image fuzz load soak tools bench vet clean
 
 all: build
 
@@ -44,6 +44,12 @@ test: tools web helper vet
 	HQD_TOOLS_DIR=$${HQD_TOOLS_DIR:-$$HOME/.cache/hqd/tools} $(GO) test -count=1 -timeout 12m ./...
 	$(GO) test -run '^$$' -fuzz FuzzEvaluate -fuzztime 200000x ./internal/evaluate/
 	$(MAKE) test-target
+
+# The Dockerfile's runtime stage built with podman from bin/hqd on a local
+# stand-in for its distroless base (no registry is reachable here), run as
+# its user to /readyz. make test runs it too (with a binary of its own).
+test-image: tools build
+	HQD_IMAGE_BIN=$(CURDIR)/bin/hqd $(GO) test -count=1 -run '^TestImage$$' -v ./deploy/
 
 # hqd rehearsed in an emulated VM like its EC2 host: Linux 6.1 cloud kernel,
 # systemd, cgroup v2 (deploy/target). x86-64 in make test; ARCH=arm64 on its

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the pinned test services hqd's tests start (MinIO, cognito-local, Pebble) on first use.
-# Usage: scripts/tools.sh [minio|cognito-local|pebble|chromium|tflint|tfsec|caddy|all] (all: what make test needs)
+# Usage: scripts/tools.sh [minio|cognito-local|pebble|chromium|podman|tflint|tfsec|caddy|all] (all: what make test needs)
 # Everything goes under $HQD_TOOLS_DIR (default ~/.cache/hqd/tools) so a machine that
 # keeps its cache installs each tool once; a new machine installs it here, never by hand.
 set -euo pipefail
@@ -68,18 +68,30 @@ install_chromium() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
 }
 
+# Podman with runc for make test-image (the Dockerfile's runtime stage run
+# locally; crun refuses these machines' hybrid cgroup layout). Debian's
+# packages; needs root.
+install_podman() {
+  if command -v podman >/dev/null && command -v runc >/dev/null; then return; fi
+  say "installing Debian's podman and runc (apt)"
+  if [[ $(id -u) -ne 0 ]]; then echo "tools: podman is missing and only root can install it: apt-get install podman runc" >&2; exit 1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman runc >&2
+}
+
 what=${1:-all}
 case "$what" in
   minio) install_minio ;;
   cognito-local) install_cognito_local ;;
   pebble|pebble-challtestsrv) install_pebble ;;
   chromium) install_chromium ;;
+  podman) install_podman ;;
   tflint) install_go_tool tflint github.com/terraform-linters/tflint "$TFLINT_VERSION" ;;
   tfsec) install_go_tool tfsec github.com/aquasecurity/tfsec/cmd/tfsec "$TFSEC_VERSION" ;;
   caddy) install_go_tool caddy github.com/caddyserver/caddy/v2/cmd/caddy "$CADDY_VERSION" ;;
-  all) install_minio; install_cognito_local; install_pebble; install_chromium
+  all) install_minio; install_cognito_local; install_pebble; install_chromium; install_podman
        install_go_tool tflint github.com/terraform-linters/tflint "$TFLINT_VERSION"
        install_go_tool tfsec github.com/aquasecurity/tfsec/cmd/tfsec "$TFSEC_VERSION" ;;
-  *) echo "usage: $0 [minio|cognito-local|pebble|chromium|tflint|tfsec|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [minio|cognito-local|pebble|chromium|podman|tflint|tfsec|caddy|all]" >&2; exit 2 ;;
 esac
 echo "$TOOLS_DIR/bin"
