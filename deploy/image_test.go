@@ -34,12 +34,7 @@ func TestImage(t *testing.T) {
 	root, _ := filepath.Abs("..")
 	bin := os.Getenv("HQD_IMAGE_BIN")
 	if bin == "" {
-		bin = filepath.Join(t.TempDir(), "hqd")
-		build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./cmd/hqd")
-		build.Dir, build.Env = root, append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("go build: %v\n%s", err, out)
-		}
+		bin = hqdBinary(t)
 	}
 	pm := func(args ...string) string {
 		t.Helper()
@@ -162,4 +157,18 @@ func tarEntry(archive []byte, name string) *tar.Header {
 			return h
 		}
 	}
+}
+
+// hqdBinary builds hqd as make build does (static, the app embedded when
+// make web has run) into the test's temp dir.
+func hqdBinary(t *testing.T) string {
+	t.Helper()
+	root, _ := filepath.Abs("..")
+	bin := filepath.Join(t.TempDir(), "hqd")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./cmd/hqd")
+	build.Dir, build.Env = root, append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }
