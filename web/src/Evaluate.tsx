@@ -24,6 +24,10 @@ const presets: Record<string, () => Leg[]> = {
   "Long call": () => [blank("long", "call", 100, 3)],
 };
 
+// EvaluateAnswer is POST /api/evaluate's answer: the job and the figures
+// computed before it runs (SPEC §7).
+type EvaluateAnswer = { id: string; strategy: string; maxLoss: number; maxGain: number | null; breakevens: number[] };
+
 // keptPortfolio is the portfolio being edited, kept for the tab so that
 // going to another screen or reloading does not reset it.
 function keptPortfolio(): { underlying: string; legs: Leg[] } | null {
@@ -40,7 +44,7 @@ export function Evaluate({ route }: { route: Route }) {
   const [underlying, setUnderlyingState] = useState(kept?.underlying ?? "SPY");
   const [legs, setLegsState] = useState<Leg[]>(kept?.legs ?? presets["Iron condor"]());
   const [error, setError] = useState<{ msg: string; leg?: number } | null>(null);
-  const [answer, setAnswer] = useState<any>(null);
+  const [answer, setAnswer] = useState<EvaluateAnswer | null>(null);
   const { jobs, reload } = useJobs("evaluate");
   const job = route.search.get("job") || "";
   const show = (id: string) => navigate("/evaluate?job=" + encodeURIComponent(id));
@@ -66,7 +70,7 @@ export function Evaluate({ route }: { route: Route }) {
       },
     };
     try {
-      const out = await client.json<any>("POST", "/api/evaluate", body);
+      const out = await client.json<EvaluateAnswer>("POST", "/api/evaluate", body);
       setAnswer(out);
       show(out.id);
     } catch (err) {

@@ -1,4 +1,4 @@
-import { DragEvent, useCallback, useEffect, useRef, useState } from "react";
+import { DragEvent, useCallback, useEffect, useEffectEvent, useRef, useState } from "react";
 import { ApiError, FileEntry, Listing, asText, encodePath, formatSize, list, move, readText, remove, writeText, API_BASE } from "./api";
 import { client, message } from "./session";
 import { Route, filesPath, filesURL, linkTo, navigate } from "./route";
@@ -63,7 +63,7 @@ function freeName(path: string, taken: Set<string>): string {
 export function Files({ route }: { route: Route }) {
   const { prefix, file } = filesPath(route.path);
   if (file) return <Editor key={file} path={file} isNew={route.search.get("new") === "1"} />;
-  return <Folder prefix={prefix} />;
+  return <Folder key={prefix} prefix={prefix} />;
 }
 
 function Breadcrumbs({ prefix }: { prefix: string }) {
@@ -84,12 +84,14 @@ function Folder({ prefix }: { prefix: string }) {
   const [listing, setListing] = useState<Listing | null>(null);
   const [error, setError] = useState("");
   const [notice, setNotice] = useState("");
-  const [loading, setLoading] = useState(false);
+  const [loading, setLoading] = useState(true);
   const [uploads, setUploads] = useState<Upload[]>([]);
   const [over, setOver] = useState(false);
   const [ask, setAsk] = useState<{ name: string; answer: (c: Choice) => void } | null>(null);
-  const listingRef = useRef<Listing | null>(null);
-  listingRef.current = listing;
+  const listingRef = useRef<Listing | null>(null); // for uploads' free names
+  useEffect(() => {
+    listingRef.current = listing;
+  }, [listing]);
   const asking = useRef<Promise<unknown>>(Promise.resolve());
 
   const load = useCallback(async (p: string, token?: string) => {
@@ -104,10 +106,16 @@ function Folder({ prefix }: { prefix: string }) {
       setLoading(false);
     }
   }, []);
+  // The first page, when the folder opens (the component is keyed by it).
   useEffect(() => {
-    setListing(null);
-    load(prefix);
-  }, [prefix, load]);
+    let live = true;
+    list(client, prefix)
+      .then((l) => live && setListing(l), (e) => live && setError(message(e)))
+      .finally(() => live && setLoading(false));
+    return () => {
+      live = false;
+    };
+  }, [prefix]);
 
   function newItem(kind: "file" | "folder") {
     const name = prompt(kind === "file" ? "New file name" : "New folder name");
@@ -268,18 +276,24 @@ function Folder({ prefix }: { prefix: string }) {
 }
 
 // AskDialog asks what to do with an upload whose name is taken.
+// It is a native modal <dialog>: focus moves into it and stays there, and
+// Escape (its cancel) skips the file.
 function AskDialog({ name, answer }: { name: string; answer: (c: Choice) => void }) {
-  const first = useRef<HTMLButtonElement>(null);
-  useEffect(() => first.current?.focus(), []);
+  const ref = useRef<HTMLDialogElement>(null);
+  useEffect(() => {
+    const d = ref.current;
+    if (d && !d.open) d.showModal();
+    return () => d?.close();
+  }, []);
   return (
-    <div role="dialog" aria-modal="true" aria-labelledby="ask-title" className="notice dialog" onKeyDown={(e) => e.key === "Escape" && answer("skip")}>
+    <dialog ref={ref} aria-labelledby="ask-title" className="notice dialog" onCancel={(e) => { e.preventDefault(); answer("skip"); }}>
       <p id="ask-title">A file named <strong>{name}</strong> already exists in this folder.</p>
       <p className="row">
-        <button ref={first} onClick={() => answer("replace")}>Replace</button>
+        <button onClick={() => answer("replace")}>Replace</button>
         <button onClick={() => answer("keep")}>Keep both</button>
         <button onClick={() => answer("skip")}>Skip</button>
       </p>
-    </div>
+    </dialog>
   );
 }
 
@@ -371,7 +385,7 @@ function Editor({ path, isNew }: { path: string; isNew: boolean }) {
     return () => {
       if (preview) URL.revokeObjectURL(preview);
     };
-  }, [path]);
+  }, [path, draftName, isNew]);
 
   function edit(text: string) {
     if (open?.kind !== "text") return;
@@ -419,13 +433,12 @@ function Editor({ path, isNew }: { path: string; isNew: boolean }) {
 
   // Ctrl/Cmd-S saves wherever the focus is while a text file is open (and
   // never lets the browser save the page instead).
-  const saveRef = useRef(save);
-  saveRef.current = save;
+  const saveNow = useEffectEvent(() => save());
   useEffect(() => {
     const keys = (e: globalThis.KeyboardEvent) => {
       if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "s") {
         e.preventDefault();
-        saveRef.current();
+        saveNow();
       }
     };
     addEventListener("keydown", keys);

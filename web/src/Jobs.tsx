@@ -1,29 +1,26 @@
-import { useCallback, useEffect, useRef, useState } from "react";
-import { JobEvent, follow } from "./sse";
+import { useCallback, useEffect, useEffectEvent, useState } from "react";
+import { DoneData, EventData, JobEvent, follow } from "./sse";
 import { JobSummary, listJobs } from "./api";
 import { client, message } from "./session";
 
 // JobView streams one job live: a progress bar, diagnostics with
 // file:line:col, collapsible logs, results and the final outcome. It
 // resumes after a dropped connection without losing events.
+// Callers key it by the job's id: another job is another view.
 export function JobView({ id, onDone }: { id: string; onDone?: () => void }) {
-  const doneRef = useRef(onDone);
-  doneRef.current = onDone;
   const [events, setEvents] = useState<JobEvent[]>([]);
   const [status, setStatus] = useState("connecting");
   const [error, setError] = useState("");
-  const abort = useRef<AbortController>();
+  const finished = useEffectEvent(() => onDone?.());
   useEffect(() => {
     const ac = new AbortController();
-    abort.current = ac;
-    setEvents([]);
     follow(client, id, (e) => setEvents((evs) => [...evs, e]), { signal: ac.signal, onStatus: setStatus })
-      .then(() => doneRef.current?.())
+      .then(() => finished())
       .catch((e) => setError(message(e)));
     return () => ac.abort();
   }, [id]);
   const progress = [...events].reverse().find((e) => e.type === "progress");
-  const done = events.find((e) => e.type === "done")?.data;
+  const done = events.find((e) => e.type === "done")?.data as (EventData & DoneData) | undefined;
   const diags = events.filter((e) => e.type === "diagnostic");
   const logs = events.filter((e) => e.type === "log" || e.type === "status");
   const results = events.filter((e) => e.type === "result");
@@ -31,7 +28,7 @@ export function JobView({ id, onDone }: { id: string; onDone?: () => void }) {
     <section aria-label="Job" aria-live="polite">
       {error && <p className="error" role="alert">{error}</p>}
       {!done && <p role="status">{status === "reconnecting" ? "Connection lost; reconnecting without losing events…" : "Running…"}</p>}
-      {!done && <button onClick={() => client.request("DELETE", "/api/jobs/" + id).then(() => doneRef.current?.())}>Cancel</button>}
+      {!done && <button onClick={() => client.request("DELETE", "/api/jobs/" + id).then(() => onDone?.())}>Cancel</button>}
       {progress && (
         <p>
           <progress max={progress.data.total} value={progress.data.done} aria-label="Build progress" /> {progress.data.done}/{progress.data.total} {progress.data.msg}

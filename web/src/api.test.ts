@@ -3,12 +3,14 @@ import { ApiError, Client, asText, formatSize, refreshDelay, refused } from "./a
 import { Parser, follow } from "./sse";
 
 // fakeFetch answers requests from a list of handlers, recording them.
-function fakeFetch(handler: (url: string, init: any) => Response | Promise<Response>) {
-  const calls: { url: string; init: any }[] = [];
-  const f = (async (url: any, init: any) => {
+type Init = RequestInit & { headers: Record<string, string> };
+
+function fakeFetch(handler: (url: string, init: Init) => Response | Promise<Response>) {
+  const calls: { url: string; init: Init }[] = [];
+  const f = (async (url: RequestInfo | URL, init: Init) => {
     calls.push({ url: String(url), init });
     return handler(String(url), init);
-  }) as any;
+  }) as typeof fetch;
   return { f, calls };
 }
 
@@ -38,7 +40,7 @@ describe("Client", () => {
     });
     const c = new Client("", f);
     c.tokens = { accessToken: "old", idToken: "", refreshToken: "r", expiresAt: Date.now() + 1000 };
-    const out = await c.json<any>("GET", "/api/files");
+    const out = await c.json<{ files: unknown[] }>("GET", "/api/files");
     expect(out.files).toEqual([]);
     expect(calls.map((x) => x.url)).toEqual(["/api/files", "/api/auth/refresh", "/api/files"]);
     expect(token).toBe("new");
@@ -70,13 +72,13 @@ describe("Client", () => {
   it("turns error answers into messages with Retry-After", async () => {
     const { f } = fakeFetch(() => json(429, { error: { code: "queue_full", message: "the job queue is full" } }, { "Retry-After": "10" }));
     const c = new Client("", f);
-    const err: ApiError = await c.json("POST", "/api/verify", {}).catch((e) => e);
+    const err = (await c.json("POST", "/api/verify", {}).catch((e: unknown) => e)) as ApiError;
     expect(err.code).toBe("queue_full");
     expect(err.message).toContain("try again in 10 s");
   });
 
   it("reports a server that is down without losing the request", async () => {
-    const c = new Client("", (() => Promise.reject(new TypeError("fetch failed"))) as any);
+    const c = new Client("", () => Promise.reject(new TypeError("fetch failed")));
     await expect(c.json("GET", "/api/files")).rejects.toMatchObject({ code: "network" });
   });
 });
@@ -94,18 +96,18 @@ describe("SSE", () => {
   it("resumes after a drop with Last-Event-ID and never repeats an event", async () => {
     const enc = new TextEncoder();
     let n = 0;
+    let pulls = 0;
     const { f, calls } = fakeFetch(() => {
       n++;
       const body =
         n === 1
           ? // the first connection drops after two events
-            new ReadableStream({
-              pulls: 0,
+            new ReadableStream<Uint8Array>({
               pull(ctl) {
-                if (this.pulls++ === 0) ctl.enqueue(enc.encode('id: 1\nevent: log\ndata: {"msg":"one"}\n\nid: 2\nevent: log\ndata: {"msg":"two"}\n\n'));
+                if (pulls++ === 0) ctl.enqueue(enc.encode('id: 1\nevent: log\ndata: {"msg":"one"}\n\nid: 2\nevent: log\ndata: {"msg":"two"}\n\n'));
                 else ctl.error(new TypeError("network"));
               },
-            } as any)
+            })
           : new ReadableStream({
               start(ctl) {
                 // a server that resent event 2 would not be believed

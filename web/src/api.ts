@@ -1,3 +1,4 @@
+import type { DoneData } from "./sse";
 // The API client: sign-in against Cognito's JSON protocol (Cognito,
 // cognito-local or hqd dev's provider: the endpoint comes from /api/config),
 // the session with its silent refresh, and the files and jobs routes.
@@ -9,7 +10,20 @@
 // own script too, but would make every refresh a cookie-authenticated POST
 // that needs CSRF defences hqd does not have.
 
-export const API_BASE: string = (import.meta as any).env?.VITE_API_BASE || "";
+export const API_BASE: string = import.meta.env?.VITE_API_BASE || "";
+
+// What the Cognito protocol answers to the calls the app makes.
+type CognitoAnswer = {
+  UserConfirmed?: boolean;
+  ChallengeName?: string;
+  AuthenticationResult?: { AccessToken: string; IdToken: string; RefreshToken: string; ExpiresIn: number };
+  __type?: string;
+  message?: string;
+};
+
+// RefreshAnswer is POST /api/auth/refresh's answer (SPEC §5.2), as far as
+// the app uses it.
+type RefreshAnswer = { accessToken: string; idToken: string; refreshToken?: string; expiresIn: number };
 
 export type Config = { region: string; userPoolId: string; clientId: string; cognitoEndpoint?: string };
 
@@ -62,7 +76,7 @@ export class Client {
     return c.cognitoEndpoint || `https://cognito-idp.${c.region}.amazonaws.com/`;
   }
 
-  async cognito(action: string, body: object): Promise<any> {
+  async cognito(action: string, body: object): Promise<CognitoAnswer> {
     await this.loadConfig();
     let resp: Response;
     try {
@@ -164,7 +178,7 @@ export class Client {
       this.refreshing = (async () => {
         const rt = this.tokens?.refreshToken;
         if (!rt) throw new ApiError(401, "unauthorized", "Please sign in.");
-        const out = await this.json<any>("POST", "/api/auth/refresh", { refreshToken: rt }, false);
+        const out = await this.json<RefreshAnswer>("POST", "/api/auth/refresh", { refreshToken: rt }, false);
         this.setSession({ accessToken: out.accessToken, idToken: out.idToken, refreshToken: out.refreshToken || rt, expiresAt: Date.now() + out.expiresIn * 1000 });
       })().finally(() => (this.refreshing = undefined));
     }
@@ -226,9 +240,9 @@ export function refused(e: unknown): boolean {
 }
 
 // check returns the JSON of a successful answer, or throws its error.
-export async function check(resp: Response): Promise<any> {
+export async function check(resp: Response): Promise<unknown> {
   if (resp.status === 204) return null;
-  const data = await resp.json().catch(() => null);
+  const data: { error?: { code?: string; message?: string; leg?: unknown } } | null = await resp.json().catch(() => null);
   if (!resp.ok) {
     const e = data?.error || {};
     let msg = e.message || `hqd answered ${resp.status}`;
@@ -277,10 +291,10 @@ export async function move(c: Client, from: string, to: string, opt: { ifMatch?:
   const headers: Record<string, string> = { "Content-Type": "application/json" };
   if (opt.ifMatch) headers["If-Match"] = opt.ifMatch;
   const body = JSON.stringify({ from, to, copy: !!opt.copy, overwrite: !!opt.overwrite });
-  return check(await c.request("POST", "/api/files-move", body, headers));
+  return (await check(await c.request("POST", "/api/files-move", body, headers))) as { path: string; etag: string };
 }
 
-export type JobSummary = { id: string; kind: string; status: string; createdAt: string; target?: string; strategy?: string; done?: any };
+export type JobSummary = { id: string; kind: string; status: string; createdAt: string; target?: string; strategy?: string; done?: DoneData };
 
 // listJobs is the caller's active and kept jobs, newest first.
 export async function listJobs(c: Client): Promise<JobSummary[]> {
@@ -311,7 +325,7 @@ export async function writeText(c: Client, path: string, text: string, ifMatch?:
   if (ifMatch) headers["If-Match"] = ifMatch;
   if (createOnly) headers["If-None-Match"] = "*";
   const resp = await c.request("PUT", "/api/files/" + encodePath(path) + "?raw=1", text, headers);
-  return (await check(resp)).etag;
+  return ((await check(resp)) as { etag: string }).etag;
 }
 
 export async function remove(c: Client, path: string, ifMatch?: string): Promise<void> {

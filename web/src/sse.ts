@@ -3,7 +3,34 @@
 // Last-Event-ID, so no event is lost or shown twice.
 import { ApiError, Client, check } from "./api";
 
-export type JobEvent = { id: number; type: string; data: any };
+// EventData is one event's data (SPEC §6.2): the common fields, and those
+// of progress, diagnostic, result and done events.
+export type EventData = {
+  stage?: string;
+  kind?: string;
+  msg?: string;
+  at?: string;
+  done?: number;
+  total?: number;
+  severity?: string;
+  file?: string;
+  line?: number;
+  col?: number;
+  result?: unknown;
+};
+
+// DoneData is the final event's data.
+export type DoneData = {
+  ok: boolean;
+  verified: boolean;
+  exitCode: number | null;
+  durationMs: number;
+  cached: boolean;
+  cancelled: boolean;
+  limit: string;
+};
+
+export type JobEvent = { id: number; type: string; data: EventData };
 
 // Parser turns stream text into events; it keeps partial lines between chunks.
 export class Parser {
@@ -22,11 +49,12 @@ export class Parser {
       this.buf = this.buf.slice(i + 1);
       if (line === "") {
         if (this.type && this.data.length) {
-          let data: any = this.data.join("\n");
+          const text = this.data.join("\n");
+          let data: EventData;
           try {
-            data = JSON.parse(data);
+            data = JSON.parse(text);
           } catch {
-            /* not JSON: keep the text */
+            data = { msg: text }; // not JSON: keep the text
           }
           out.push({ id: this.id, type: this.type, data });
         }
