@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -13,6 +14,17 @@ import (
 
 	"github.com/quantapix/hqd/internal/ssmenv"
 )
+
+// hasSettings tells a settings file with at least one setting from an
+// empty one.
+func hasSettings(b []byte) bool {
+	for line := range strings.Lines(string(b)) {
+		if k, _, ok := strings.Cut(line, "="); ok && strings.HasPrefix(strings.TrimSpace(k), "HQD_") {
+			return true
+		}
+	}
+	return false
+}
 
 // ssmSettings is `hqd ssm-settings`: the host's settings file from SSM,
 // run by systemd before every start of hqd (deploy/systemd/hqd-ssm.conf).
@@ -41,11 +53,11 @@ func ssmSettings(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return ssmenv.Fetch(ctx, ssm.NewFromConfig(awsCfg), *dir)
 	}()
 	if err != nil {
-		if _, serr := os.Stat(*out); serr == nil {
+		if kept, _ := os.ReadFile(*out); hasSettings(kept) {
 			fmt.Fprintf(stderr, "hqd ssm-settings: %v; keeping %s as it is\n", err, *out)
 			return nil
 		}
-		return err
+		return err // no settings at all (install.sh leaves an empty file): hqd must not start
 	}
 	if err := ssmenv.Write(*out, ssmenv.Render(values, *dir, time.Now())); err != nil {
 		return fmt.Errorf("writing %s: %w", *out, err)

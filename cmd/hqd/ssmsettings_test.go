@@ -50,9 +50,14 @@ func TestSSMSettings(t *testing.T) {
 	if b, _ := os.ReadFile(out); !strings.Contains(string(b), "hq-uploads-2") {
 		t.Errorf("the kept file changed:\n%s", b)
 	}
-	// SSM gone and no file: hqd must not start without settings.
+	// SSM gone and no settings (no file, or the empty one install.sh
+	// leaves): hqd must not start without settings.
 	_ = os.Remove(out)
 	if msg, err := runIt(down); err == nil {
 		t.Errorf("with SSM down and no file the command succeeded:\n%s", msg)
+	}
+	_ = os.WriteFile(out, nil, 0o640)
+	if msg, err := runIt(down); err == nil {
+		t.Errorf("with SSM down and an empty file the command succeeded:\n%s", msg)
 	}
 }

@@ -10,6 +10,8 @@ module "guardrails" {
   kms_key_arn  = module.kms.key_arn
   instance_id  = module.host.instance_id
   alert_emails = var.alert_emails
+  # CloudTrail records who read, wrote and deleted which user file.
+  data_event_bucket_arns = [module.storage.bucket_arn]
 }
 
 module "identity" {
@@ -38,8 +40,9 @@ module "host" {
   kms_key_arn              = module.kms.key_arn
   bucket_arn               = module.storage.bucket_arn
   log_group_arn            = module.logs.log_group_arn
+  log_group_name           = module.logs.log_group_name
   open_http                = var.open_http
-  hqd_release_url          = var.hqd_release_url
+  hqd_release_s3_uri       = var.hqd_release_s3_uri
   hqd_release_sha256       = var.hqd_release_sha256
   permissions_boundary_arn = module.guardrails.boundary_arn
 }
@@ -65,6 +68,7 @@ module "ssm" {
     HQD_COGNITO_CLIENT_IDS       = module.identity.client_id
     HQD_COGNITO_REFRESH_ROTATION = tostring(var.refresh_token_rotation)
     HQD_STS_ROLE_ARN             = module.user_role.role_arn
+    HQD_KMS_KEY_ARN              = module.kms.key_arn
     HQD_DOMAINS                  = join(",", var.api_hostnames)
     HQD_ACME_EMAIL               = var.acme_email
     HQD_CORS_ORIGINS             = join(",", var.cors_origins)
@@ -91,7 +95,15 @@ module "sites" {
   domain                 = each.key
   zone_id                = each.value.zone_id
   not_found_page         = each.value.not_found_page
+  immutable_paths        = each.value.immutable_paths
   log_bucket_domain_name = var.log_bucket_domain_name
+  # The PWA calls the API and Cognito from its own origin: its CSP's
+  # connect-src must name them (the other sites call nothing).
+  connect_src = each.value.calls_api ? local.api_origins : []
+}
+
+locals {
+  api_origins = concat([for h in var.api_hostnames : "https://${h}"], ["https://cognito-idp.${var.region}.amazonaws.com"])
 }
 
 module "ci" {

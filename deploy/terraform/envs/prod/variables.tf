@@ -58,8 +58,8 @@ variable "refresh_token_rotation" {
   default     = false
 }
 
-variable "hqd_release_url" {
-  description = "HTTPS URL of the hqd arm64 release archive (make release ARCH=arm64)."
+variable "hqd_release_s3_uri" {
+  description = "The hqd arm64 release archive in the release bucket, s3://bucket/prefix/name.tar.gz (GOARCH=arm64 make release); the host reads that prefix with its role."
   type        = string
 }
 
@@ -79,10 +79,12 @@ variable "repository" {
 }
 
 variable "static_sites" {
-  description = "Static sites by domain."
+  description = "Static sites by domain: calls_api for the PWA (its CSP's connect-src names the API hostnames and Cognito), immutable_paths for its hashed assets (Astro's sites: [\"/_astro/*\"])."
   type = map(object({
-    zone_id        = string
-    not_found_page = string
+    zone_id         = string
+    not_found_page  = string
+    calls_api       = optional(bool, false)
+    immutable_paths = optional(list(string), ["/assets/*"])
   }))
   default = {}
 }

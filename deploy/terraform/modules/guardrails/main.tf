@@ -1,4 +1,5 @@
 data "aws_caller_identity" "this" {}
+data "aws_region" "this" {}
 
 # The permission boundary of every role made here: whatever a policy
 # grants, these are denied.
@@ -15,9 +16,9 @@ data "aws_iam_policy_document" "boundary" {
     resources = ["*"]
   }
   statement {
-    sid       = "NoIdentityChanges" # justification: an explicit deny of IAM and EC2 changes everywhere
+    sid       = "NoIdentityChanges" # justification: an explicit deny of IAM, EC2 and Route 53 everywhere (the seed's "Deny iam:* / r53:*", "Deny ec2:*")
     effect    = "Deny"
-    actions   = ["iam:*", "ec2:*", "organizations:*", "account:*", "route53:Change*", "cloudtrail:Stop*", "cloudtrail:Delete*", "guardduty:Delete*", "kms:ScheduleKeyDeletion", "kms:DisableKey"]
+    actions   = ["iam:*", "ec2:*", "organizations:*", "account:*", "route53:*", "cloudtrail:Stop*", "cloudtrail:Delete*", "guardduty:Delete*", "kms:ScheduleKeyDeletion", "kms:DisableKey"]
     resources = ["*"]
   }
 }
@@ -27,6 +28,66 @@ resource "aws_sns_topic" "alerts" {
   name              = "${var.name}-alerts"
   kms_master_key_id = var.kms_key_arn
   tags              = var.tags
+}
+
+# Who may publish to the topic. A topic policy replaces SNS's default one,
+# so the owner's statement is kept; CloudWatch alarms and Budgets publish as
+# their service principals, each limited to this account's alarms and
+# budgets (the conditions Budgets documents in "Creating an Amazon SNS
+# topic for budget notifications"). The CMK lets both use the key.
+resource "aws_sns_topic_policy" "alerts" {
+  arn    = aws_sns_topic.alerts.arn
+  policy = data.aws_iam_policy_document.alerts.json
+}
+
+data "aws_iam_policy_document" "alerts" {
+  statement {
+    sid       = "Owner"
+    actions   = ["SNS:GetTopicAttributes", "SNS:SetTopicAttributes", "SNS:AddPermission", "SNS:RemovePermission", "SNS:DeleteTopic", "SNS:Subscribe", "SNS:ListSubscriptionsByTopic", "SNS:Publish"]
+    resources = [aws_sns_topic.alerts.arn]
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:aws:iam::${data.aws_caller_identity.this.account_id}:root"]
+    }
+  }
+  statement {
+    sid       = "Budgets"
+    actions   = ["SNS:Publish"]
+    resources = [aws_sns_topic.alerts.arn]
+    principals {
+      type        = "Service"
+      identifiers = ["budgets.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.this.account_id]
+    }
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = ["arn:aws:budgets::${data.aws_caller_identity.this.account_id}:*"]
+    }
+  }
+  statement {
+    sid       = "Alarms"
+    actions   = ["SNS:Publish"]
+    resources = [aws_sns_topic.alerts.arn]
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.this.account_id]
+    }
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = ["arn:aws:cloudwatch:${data.aws_region.this.region}:${data.aws_caller_identity.this.account_id}:alarm:*"]
+    }
+  }
 }
 
 resource "aws_sns_topic_subscription" "email" {
@@ -167,6 +228,20 @@ resource "aws_cloudtrail" "this" {
   cloud_watch_logs_role_arn     = aws_iam_role.trail.arn
   depends_on                    = [aws_s3_bucket_policy.trail]
   tags                          = var.tags
+
+  # Management events, and S3 data events (who read, wrote or deleted which
+  # key) for the buckets named: the uploads bucket in the prod env.
+  event_selector {
+    read_write_type           = "All"
+    include_management_events = true
+    dynamic "data_resource" {
+      for_each = length(var.data_event_bucket_arns) > 0 ? [1] : []
+      content {
+        type   = "AWS::S3::Object"
+        values = [for b in var.data_event_bucket_arns : "${b}/"]
+      }
+    }
+  }
 }
 
 # Alarms: the host's status checks and hqd's own health.
@@ -193,6 +268,25 @@ resource "aws_cloudwatch_metric_alarm" "host_cpu" {
   evaluation_periods  = 3
   threshold           = 90
   comparison_operator = "GreaterThanThreshold"
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+}
+
+# Disk use of the root and lake file systems, as the host's CloudWatch
+# agent publishes it (modules/host, local.cloudwatch_agent): metric
+# disk_used_percent in the hqd namespace, rolled up to exactly the
+# dimensions InstanceId and path.
+resource "aws_cloudwatch_metric_alarm" "disk" {
+  for_each            = toset(var.disk_paths)
+  alarm_name          = "${var.name}-disk-${each.value == "/" ? "root" : trim(replace(each.value, "/", "-"), "-")}"
+  namespace           = "hqd"
+  metric_name         = "disk_used_percent"
+  dimensions          = { InstanceId = var.instance_id, path = each.value }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 2
+  threshold           = var.disk_used_percent_threshold
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "breaching"
   alarm_actions       = [aws_sns_topic.alerts.arn]
 }
 

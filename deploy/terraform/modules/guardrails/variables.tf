@@ -25,6 +25,24 @@ variable "alert_emails" {
   default     = []
 }
 
+variable "data_event_bucket_arns" {
+  description = "Buckets whose object reads and writes CloudTrail records as data events (the uploads bucket)."
+  type        = list(string)
+  default     = []
+}
+
+variable "disk_paths" {
+  description = "Mount points whose disk use is alarmed on (the host's CloudWatch agent publishes disk_used_percent for them)."
+  type        = list(string)
+  default     = ["/", "/srv/lake"]
+}
+
+variable "disk_used_percent_threshold" {
+  description = "Disk use, in percent, above which the disk alarms fire."
+  type        = number
+  default     = 85
+}
+
 variable "tags" {
   description = "Tags for every resource."
   type        = map(string)

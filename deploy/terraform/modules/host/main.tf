@@ -6,17 +6,77 @@ data "aws_ssm_parameter" "al2023" {
   name = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"
 }
 
+# The subnet's zone, where the instance and its lake volume live: the
+# volume is made before the instance so that user-data can name it.
+data "aws_subnet" "this" {
+  id = var.subnet_id
+}
+
+locals {
+  # s3://bucket/prefix/name.tar.gz: the instance role reads that prefix only.
+  release        = regex("^s3://([^/]+)/(.+/)[^/]+$", var.hqd_release_s3_uri)
+  release_prefix = "arn:aws:s3:::${local.release[0]}/${local.release[1]}*"
+
+  # The CloudWatch agent's configuration (user-data writes it as JSON):
+  # hqd's journal, bridged to a file (the agent reads files: see
+  # user-data), into hqd's log group; disk use of / and the lake in the
+  # hqd namespace (the one the instance role may publish to), rolled up
+  # to exactly InstanceId and path: the dimensions guardrails' disk
+  # alarms name.
+  cloudwatch_agent = {
+    agent = { metrics_collection_interval = 60, omit_hostname = true, run_as_user = "root" }
+    metrics = {
+      namespace              = "hqd"
+      append_dimensions      = { InstanceId = "$${aws:InstanceId}" }
+      aggregation_dimensions = [["InstanceId", "path"]]
+      metrics_collected = {
+        disk = { measurement = ["used_percent"], resources = ["/", "/srv/lake"], drop_device = true }
+      }
+    }
+    logs = {
+      logs_collected = {
+        files = {
+          collect_list = [{
+            file_path       = "/var/log/hqd/journal.log"
+            log_group_name  = var.log_group_name
+            log_stream_name = "{instance_id}"
+          }]
+        }
+      }
+    }
+  }
+}
+
 # The one instance: hqd terminates TLS itself on 443 (and 80 for HTTP-01).
 resource "aws_instance" "this" {
-  ami                         = data.aws_ssm_parameter.al2023.value
-  instance_type               = var.instance_type
-  subnet_id                   = var.subnet_id
-  vpc_security_group_ids      = [aws_security_group.this.id]
-  iam_instance_profile        = aws_iam_instance_profile.this.name
-  disable_api_termination     = true
-  monitoring                  = true
-  user_data                   = templatefile("${path.module}/user-data.sh.tftpl", { name = var.name, region = data.aws_region.this.region, hqd_url = var.hqd_release_url, hqd_sha256 = var.hqd_release_sha256 })
+  ami                     = data.aws_ssm_parameter.al2023.value
+  instance_type           = var.instance_type
+  subnet_id               = var.subnet_id
+  vpc_security_group_ids  = [aws_security_group.this.id]
+  iam_instance_profile    = aws_iam_instance_profile.this.name
+  disable_api_termination = true
+  monitoring              = true
+  user_data = templatefile("${path.module}/user-data.sh.tftpl", {
+    name             = var.name
+    region           = data.aws_region.this.region
+    release_s3_uri   = var.hqd_release_s3_uri
+    release_sha256   = var.hqd_release_sha256
+    lake_volume_id   = aws_ebs_volume.lake.id
+    cloudwatch_agent = jsonencode(local.cloudwatch_agent)
+  })
   user_data_replace_on_change = false
+
+  # The AMI parameter moves to each new Amazon Linux release, and a new AMI
+  # means a new instance: without this, an ordinary apply would destroy the
+  # host and its root volume (the provider lifts termination protection to
+  # do it). The host keeps its image until it is replaced on purpose
+  # (-replace). User-data runs at first boot only, and the provider applies
+  # a change to it by stopping and starting the instance, for nothing:
+  # releases after the first are installed on the host
+  # (hqd-install-release, see deploy/README.md).
+  lifecycle {
+    ignore_changes = [ami, user_data]
+  }
 
   metadata_options {
     http_tokens                 = "required" # IMDSv2 only
@@ -35,8 +95,12 @@ resource "aws_instance" "this" {
 }
 
 # The lake volume: toolchains, project builds and the result cache.
+# It outlives the instance (a replaced host mounts it again: user-data
+# formats it only when it has no file system) and is found by its id
+# (/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol…), not by the
+# order NVMe devices appear in.
 resource "aws_ebs_volume" "lake" {
-  availability_zone = aws_instance.this.availability_zone
+  availability_zone = data.aws_subnet.this.availability_zone
   size              = var.lake_volume_gb
   type              = "gp3"
   encrypted         = true
@@ -44,10 +108,13 @@ resource "aws_ebs_volume" "lake" {
   tags              = merge(var.tags, { Name = "${var.name}-lake" })
 }
 
+# When the host is replaced, the volume is detached from a stopped
+# instance (not pulled from under a mounted file system).
 resource "aws_volume_attachment" "lake" {
-  device_name = "/dev/sdf"
-  volume_id   = aws_ebs_volume.lake.id
-  instance_id = aws_instance.this.id
+  device_name                    = "/dev/sdf"
+  volume_id                      = aws_ebs_volume.lake.id
+  instance_id                    = aws_instance.this.id
+  stop_instance_before_detaching = true
 }
 
 resource "aws_eip" "this" {
@@ -152,9 +219,18 @@ data "aws_iam_policy_document" "daemon" {
     resources = ["arn:aws:iam::${data.aws_caller_identity.this.account_id}:role/${var.name}-user"]
   }
   statement {
-    sid       = "Settings"
-    actions   = ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"]
-    resources = ["arn:aws:ssm:${data.aws_region.this.region}:${data.aws_caller_identity.this.account_id}:parameter/${var.name}/*"]
+    sid     = "Settings"
+    actions = ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"]
+    # GetParametersByPath is authorised on the path itself, Get(s) on each parameter.
+    resources = [
+      "arn:aws:ssm:${data.aws_region.this.region}:${data.aws_caller_identity.this.account_id}:parameter/${var.name}",
+      "arn:aws:ssm:${data.aws_region.this.region}:${data.aws_caller_identity.this.account_id}:parameter/${var.name}/*",
+    ]
+  }
+  statement {
+    sid       = "Release"
+    actions   = ["s3:GetObject"]
+    resources = [local.release_prefix]
   }
   statement {
     sid       = "Key"

@@ -34,6 +34,11 @@ variable "log_group_arn" {
   type        = string
 }
 
+variable "log_group_name" {
+  description = "hqd's log group (the logs module's), where the CloudWatch agent ships hqd's journal."
+  type        = string
+}
+
 variable "lake_volume_gb" {
   description = "Size of the lake volume."
   type        = number
@@ -46,9 +51,13 @@ variable "open_http" {
   default     = false
 }
 
-variable "hqd_release_url" {
-  description = "HTTPS URL of the hqd arm64 release archive (make release ARCH=arm64: the binary and deploy/systemd)."
+variable "hqd_release_s3_uri" {
+  description = "The hqd arm64 release archive in the release bucket, s3://bucket/prefix/name.tar.gz (GOARCH=arm64 make release: the binary and deploy/systemd); the instance role may read that prefix only."
   type        = string
+  validation {
+    condition     = can(regex("^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+/[^/]+\\.tar\\.gz$", var.hqd_release_s3_uri))
+    error_message = "hqd_release_s3_uri must be s3://bucket/prefix/name.tar.gz (a prefix, so that the host reads releases only)."
+  }
 }
 
 variable "hqd_release_sha256" {

@@ -1,7 +1,13 @@
 # The Cognito user pool of HQ Cloud: self sign-up, e-mail as the username,
 # auto-verified e-mail; one public app client for the PWA and the CLI.
 resource "aws_cognito_user_pool" "this" {
-  name                     = "${var.name}-users"
+  name = "${var.name}-users"
+  # The seed's pool is CDK's `signInAliases: { email: true }` (no
+  # `username: true`), which CDK turns into UsernameAttributes [email]:
+  # "email as sign-in alias ... not a separate username". alias_attributes
+  # would be `{ username: true, email: true }` and would refuse the
+  # e-mail-shaped usernames the PWA and CLI sign up with. Changing either
+  # attribute replaces the pool (every account is lost).
   username_attributes      = ["email"]
   auto_verified_attributes = ["email"]
   deletion_protection      = "ACTIVE"

@@ -1,7 +1,8 @@
 # One static site: a private S3 bucket reached only by CloudFront (OAC),
 # a viewer-request Function that maps /route to /route/index.html, an ACM
-# certificate in us-east-1, HSTS and the other security headers, HTML
-# cached briefly and everything else for a year, 403/404 → /404.html.
+# certificate in us-east-1, HSTS and the other security headers (a CSP
+# whose connect-src names the API and Cognito), pages cached five minutes
+# and hashed assets a year, 403/404 → /404.html.
 # tfsec:ignore:aws-s3-enable-bucket-logging Reads come through CloudFront, whose access logs are on (logging_config).
 resource "aws_s3_bucket" "site" {
   bucket = var.domain
@@ -151,7 +152,7 @@ resource "aws_cloudfront_response_headers_policy" "security" {
       override        = true
     }
     content_security_policy {
-      content_security_policy = var.content_security_policy
+      content_security_policy = local.content_security_policy
       override                = true
     }
   }
@@ -190,24 +191,11 @@ resource "aws_cloudfront_distribution" "site" {
     origin_access_control_id = aws_cloudfront_origin_access_control.site.id
   }
 
-  # Hashed assets: a year.
+  # Pages: five minutes. The default behaviour serves /route too: the
+  # viewer-request Function rewrites /route to /route/index.html only
+  # after CloudFront has chosen the behaviour by the path asked for, so
+  # every page (and sw.js, the manifest, the icons) must be here.
   default_cache_behavior {
-    target_origin_id           = "s3"
-    viewer_protocol_policy     = "redirect-to-https"
-    allowed_methods            = ["GET", "HEAD"]
-    cached_methods             = ["GET", "HEAD"]
-    compress                   = true
-    cache_policy_id            = "658327ea-f89d-4fab-a63d-7e88639e58f6" # AWS managed CachingOptimized (1 year max)
-    response_headers_policy_id = aws_cloudfront_response_headers_policy.security.id
-    function_association {
-      event_type   = "viewer-request"
-      function_arn = aws_cloudfront_function.rewrite.arn
-    }
-  }
-
-  # HTML: five minutes.
-  ordered_cache_behavior {
-    path_pattern               = "*.html"
     target_origin_id           = "s3"
     viewer_protocol_policy     = "redirect-to-https"
     allowed_methods            = ["GET", "HEAD"]
@@ -215,6 +203,25 @@ resource "aws_cloudfront_distribution" "site" {
     compress                   = true
     cache_policy_id            = aws_cloudfront_cache_policy.html.id
     response_headers_policy_id = aws_cloudfront_response_headers_policy.security.id
+    function_association {
+      event_type   = "viewer-request"
+      function_arn = aws_cloudfront_function.rewrite.arn
+    }
+  }
+
+  # Hashed assets (Vite's /assets/*, Astro's /_astro/*): a year.
+  dynamic "ordered_cache_behavior" {
+    for_each = var.immutable_paths
+    content {
+      path_pattern               = ordered_cache_behavior.value
+      target_origin_id           = "s3"
+      viewer_protocol_policy     = "redirect-to-https"
+      allowed_methods            = ["GET", "HEAD"]
+      cached_methods             = ["GET", "HEAD"]
+      compress                   = true
+      cache_policy_id            = "658327ea-f89d-4fab-a63d-7e88639e58f6" # AWS managed CachingOptimized (1 year max)
+      response_headers_policy_id = aws_cloudfront_response_headers_policy.security.id
+    }
   }
 
   custom_error_response {
@@ -259,4 +266,20 @@ resource "aws_route53_record" "alias" {
     zone_id                = aws_cloudfront_distribution.site.hosted_zone_id
     evaluate_target_health = false
   }
+}
+
+locals {
+  # hqd serve's own CSP (cmd/hqd/routes.go), with connect-src naming the
+  # origins the pages call: the API hostnames and Cognito for the PWA.
+  content_security_policy = var.content_security_policy != null ? var.content_security_policy : join("; ", [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data: blob:",
+    join(" ", concat(["connect-src 'self'"], var.connect_src)),
+    "object-src 'none'",
+    "base-uri 'none'",
+    "frame-ancestors 'none'",
+    "form-action 'self'",
+  ])
 }

@@ -14,10 +14,22 @@ variable "not_found_page" {
   default     = "/404.html"
 }
 
+variable "connect_src" {
+  description = "Origins the pages may call (the CSP's connect-src besides 'self'): the PWA's API hostnames and Cognito, e.g. [\"https://api.hq.example.com\", \"https://cognito-idp.us-east-1.amazonaws.com\"]."
+  type        = list(string)
+  default     = []
+}
+
 variable "content_security_policy" {
-  description = "The CSP sent with every page (the PWA's names its API and Cognito in connect-src)."
+  description = "A CSP to send instead of the default one (hqd serve's, with connect_src)."
   type        = string
-  default     = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+  default     = null
+}
+
+variable "immutable_paths" {
+  description = "Path patterns of hashed, never-changing files, cached a year (Vite's /assets/*; Astro's /_astro/*); everything else is cached five minutes."
+  type        = list(string)
+  default     = ["/assets/*"]
 }
 
 variable "log_bucket_domain_name" {

@@ -1,5 +1,5 @@
 # The uploads bucket: every user's files under users/{sub}/hq/.
-# tfsec:ignore:aws-s3-enable-bucket-logging Access logging is optional (var.access_log_bucket): CloudTrail data events cover who touched which key.
+# tfsec:ignore:aws-s3-enable-bucket-logging Access logging is optional (var.access_log_bucket): the trail records S3 data events for this bucket (guardrails' data_event_bucket_arns, set by the prod env), who touched which key.
 resource "aws_s3_bucket" "this" {
   bucket = var.bucket
   tags   = var.tags

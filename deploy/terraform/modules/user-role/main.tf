@@ -2,6 +2,8 @@
 # every session with the inline policy of SPEC §5.2 (users/{sub}/hq/*
 # only); this role is the outer bound: the users/ tree of one bucket,
 # trusted by the host's role alone, one hour at most.
+data "aws_region" "this" {}
+
 resource "aws_iam_role" "this" {
   name                 = "${var.name}-user"
   assume_role_policy   = data.aws_iam_policy_document.trust.json
@@ -43,9 +45,17 @@ data "aws_iam_policy_document" "files" {
       values   = ["users/*"]
     }
   }
+  # The bucket is SSE-KMS: S3 asks KMS for a data key on each PUT and to
+  # decrypt it on each GET, with the caller's rights. Only through S3 in
+  # the bucket's region, as hqd's session policy also says.
   statement {
     sid       = "BucketKey"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [var.kms_key_arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${data.aws_region.this.region}.amazonaws.com"]
+    }
   }
 }
