@@ -41,7 +41,7 @@ run: build
 # services (MinIO, cognito-local) under ~/.cache/hqd/tools.
 test: tools web helper vet
 	cd web && npx tsc --noEmit -p . && npx eslint . --max-warnings 0 && npx vitest run
-	HQD_TOOLS_DIR=$${HQD_TOOLS_DIR:-$$HOME/.cache/hqd/tools} $(GO) test -count=1 -timeout 12m ./...
+	HQD_TOOLS_DIR=$${HQD_TOOLS_DIR:-$$HOME/.cache/hqd/tools} $(GO) test -race -count=1 -timeout 14m ./...
 	$(GO) test -run '^$$' -fuzz FuzzEvaluate -fuzztime 200000x ./internal/evaluate/
 	$(MAKE) test-target
 

@@ -228,8 +228,14 @@ func TestJobFlood(t *testing.T) {
 		}
 	}
 	t.Logf("1,500,000 lines (150 MB) in %v: %.0f lines/s end to end; hqd's peak RSS %d MiB; %d events kept", took.Round(time.Millisecond), 1_500_000/took.Seconds(), peakKB>>10, len(evs))
-	if peakKB == 0 || peakKB > 200<<10 {
-		t.Errorf("hqd's peak RSS was %d KiB, over 200 MiB", peakKB)
+	// SPEC §6.3's 200 MiB is for hqd as built; under -race the detector's
+	// own memory comes on top (measured ~215 MiB against ~75 without).
+	budget := int64(200)
+	if raceBuild {
+		budget = 320
+	}
+	if peakKB == 0 || peakKB > budget<<10 {
+		t.Errorf("hqd's peak RSS was %d KiB, over %d MiB", peakKB, budget)
 	}
 	if ents, _ := os.ReadDir(filepath.Join(data, "lake-cache")); len(ents) != 0 {
 		t.Errorf("a run whose events were cut was cached: %d entries", len(ents))

@@ -34,7 +34,7 @@ func TestSSMSettings(t *testing.T) {
 		t.Fatalf("settings file:\n%s", b)
 	}
 	// A changed parameter reaches the file at the next start.
-	params["/hqd/HQD_BUCKET"] = "hq-uploads-2"
+	srv.Set("/hqd/HQD_BUCKET", "hq-uploads-2")
 	if msg, err := runIt(srv.URL); err != nil {
 		t.Fatalf("second run: %v\n%s", err, msg)
 	}

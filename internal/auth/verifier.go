@@ -103,7 +103,7 @@ type Verifier struct {
 	revoked  func(*Identity) bool
 
 	cacheCancel context.CancelFunc
-	jwks        *jwk.Cache
+	jwks        atomic.Pointer[jwk.Cache] // set by Start, which may run after requests begin
 }
 
 type cachedIdentity struct {
@@ -197,7 +197,8 @@ func (v *Verifier) Start(ctx context.Context) error {
 		cancel()
 		return fmt.Errorf("starting JWKS cache: %w", err)
 	}
-	v.jwks, v.cacheCancel = cache, cancel
+	v.cacheCancel = cancel
+	v.jwks.Store(cache)
 	for _, is := range v.issuers {
 		err := cache.Register(ctx, is.JWKSURL,
 			jwk.WithHTTPClient(v.cfg.HTTPClient),
@@ -284,7 +285,8 @@ func (is *issuerKeys) keyring() *keyring {
 func (v *Verifier) refresh(ctx context.Context, is *issuerKeys) bool {
 	is.mu.Lock()
 	now := v.cfg.Now()
-	if now.Sub(is.lastRefresh) < v.cfg.UnknownKIDInterval || v.jwks == nil {
+	cache := v.jwks.Load()
+	if now.Sub(is.lastRefresh) < v.cfg.UnknownKIDInterval || cache == nil {
 		is.mu.Unlock()
 		return false
 	}
@@ -292,7 +294,7 @@ func (v *Verifier) refresh(ctx context.Context, is *issuerKeys) bool {
 	is.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := v.jwks.Refresh(ctx, is.JWKSURL); err != nil {
+	if _, err := cache.Refresh(ctx, is.JWKSURL); err != nil {
 		// The cache keeps the last good set; say so once per attempt.
 		v.log.Warn("jwks refresh failed", "url", is.JWKSURL, "err", err)
 		return false

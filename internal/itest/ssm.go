@@ -3,17 +3,34 @@ package itest
 import (
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
-// StandInSSM answers GetParametersByPath of SSM's JSON protocol from a
-// map, two parameters a page. It is a stand-in: no SSM runs on these
-// machines (LocalStack's needs an account token).
-func StandInSSM(t testing.TB, params map[string]string) *httptest.Server {
+// SSM is a stand-in for SSM's parameter store: it answers
+// GetParametersByPath of SSM's JSON protocol, two parameters a page. No SSM
+// runs on these machines (LocalStack's needs an account token).
+type SSM struct {
+	URL    string
+	mu     sync.Mutex
+	params map[string]string
+}
+
+// Set adds or changes a parameter.
+func (s *SSM) Set(name, value string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.params[name] = value
+}
+
+// StandInSSM starts the stand-in with params (full names) until the test ends.
+func StandInSSM(t testing.TB, params map[string]string) *SSM {
+	s := &SSM{params: maps.Clone(params)}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("X-Amz-Target") != "AmazonSSM.GetParametersByPath" || !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ") {
 			http.Error(w, `{"__type":"UnknownOperationException"}`, 400)
@@ -32,7 +49,9 @@ func StandInSSM(t testing.TB, params map[string]string) *httptest.Server {
 		}
 		type param struct{ Name, Value, Type string }
 		var all []param
-		for k, v := range params {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for k, v := range s.params {
 			if strings.HasPrefix(k, in.Path+"/") && !strings.Contains(strings.TrimPrefix(k, in.Path+"/"), "/") {
 				all = append(all, param{k, v, "SecureString"})
 			}
@@ -54,5 +73,6 @@ func StandInSSM(t testing.TB, params map[string]string) *httptest.Server {
 		_ = json.NewEncoder(w).Encode(out)
 	}))
 	t.Cleanup(srv.Close)
-	return srv
+	s.URL = srv.URL
+	return s
 }
