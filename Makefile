@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/quantapix/hqd/internal/version.Version=$(VERSION)
 TOOLS   := scripts/tools.sh
 
-.PHONY: all web helper build release run test test-long test-unit test-target test-image fuzz load soak tools bench vet clean
+.PHONY: all web helper build release run test test-long test-unit test-target test-image docs fuzz load soak tools bench vet clean
 
 all: build
 
@@ -40,10 +40,18 @@ run: build
 # Every test, integration included. The first run installs the pinned test
 # services (MinIO, cognito-local) under ~/.cache/hqd/tools.
 test: tools web helper vet
+	@mkdir -p bin && bash scripts/check-tree.sh before bin/.tree-before
 	cd web && npx tsc --noEmit -p . && npx eslint . --max-warnings 0 && npx vitest run
 	HQD_TOOLS_DIR=$${HQD_TOOLS_DIR:-$$HOME/.cache/hqd/tools} $(GO) test -race -count=1 -timeout 14m ./...
 	$(GO) test -run '^$$' -fuzz FuzzEvaluate -fuzztime 200000x ./internal/evaluate/
 	$(MAKE) test-target
+	@bash scripts/check-tree.sh after bin/.tree-before
+
+# The committed pictures of the app (docs/screenshots), taken by the
+# browser tests; make bench refreshes docs/BENCHMARKS.md. make test writes
+# neither: its screenshots go to a temporary directory.
+docs: tools web helper
+	HQD_SCREENSHOTS=1 HQD_TOOLS_DIR=$${HQD_TOOLS_DIR:-$$HOME/.cache/hqd/tools} $(GO) test -count=1 -run '^TestPWA$$' ./cmd/hqd/
 
 # The Dockerfile's runtime stage built with podman from bin/hqd on a local
 # stand-in for its distroless base (no registry is reachable here), run as
@@ -95,9 +103,16 @@ test-unit:
 tools:
 	@bash $(TOOLS) all >/dev/null
 
+# The tree's own checks: vet, formatting and import grouping (goimports
+# with this module's imports last), a tidy module, and no build output in
+# git (binaries, test binaries, the app's dist).
 vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	@GOIMPORTS=$$(bash $(TOOLS) goimports)/goimports; \
+	  test -z "$$($$GOIMPORTS -local github.com/quantapix/hqd -l $$(git ls-files '*.go'))" || { echo "goimports -local github.com/quantapix/hqd needed:"; $$GOIMPORTS -local github.com/quantapix/hqd -l $$(git ls-files '*.go'); exit 1; }
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod is not tidy: go mod tidy"; $(GO) mod tidy -diff; exit 1; }
+	@bash scripts/check-tree.sh tracked
 
 # Issue 9's comparisons (P1–P7), side by side in alternating rounds, written
 # to docs/BENCHMARKS.md and docs/benchmarks.png (about 15 minutes), then the

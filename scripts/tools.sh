@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the pinned test services hqd's tests start (MinIO, cognito-local, Pebble) on first use.
-# Usage: scripts/tools.sh [minio|cognito-local|pebble|chromium|podman|tflint|tfsec|caddy|all] (all: what make test needs)
+# Usage: scripts/tools.sh [minio|cognito-local|pebble|chromium|podman|tflint|tfsec|goimports|caddy|all] (all: what make test needs)
 # Everything goes under $HQD_TOOLS_DIR (default ~/.cache/hqd/tools) so a machine that
 # keeps its cache installs each tool once; a new machine installs it here, never by hand.
 set -euo pipefail
@@ -10,6 +10,7 @@ COGNITO_LOCAL_VERSION=5.3.0
 PEBBLE_VERSION=v2.10.1
 TFLINT_VERSION=v0.64.0
 TFSEC_VERSION=v1.26.0
+GOIMPORTS_VERSION=v0.52.0 # golang.org/x/tools: make vet's import grouping check
 CADDY_VERSION=v2.11.9 # make bench only (P6: the app's assets against Caddy's file_server)
 
 TOOLS_DIR=${HQD_TOOLS_DIR:-$HOME/.cache/hqd/tools}
@@ -88,10 +89,12 @@ case "$what" in
   podman) install_podman ;;
   tflint) install_go_tool tflint github.com/terraform-linters/tflint "$TFLINT_VERSION" ;;
   tfsec) install_go_tool tfsec github.com/aquasecurity/tfsec/cmd/tfsec "$TFSEC_VERSION" ;;
+  goimports) install_go_tool goimports golang.org/x/tools/cmd/goimports "$GOIMPORTS_VERSION" ;;
   caddy) install_go_tool caddy github.com/caddyserver/caddy/v2/cmd/caddy "$CADDY_VERSION" ;;
   all) install_minio; install_cognito_local; install_pebble; install_chromium; install_podman
        install_go_tool tflint github.com/terraform-linters/tflint "$TFLINT_VERSION"
-       install_go_tool tfsec github.com/aquasecurity/tfsec/cmd/tfsec "$TFSEC_VERSION" ;;
-  *) echo "usage: $0 [minio|cognito-local|pebble|chromium|podman|tflint|tfsec|caddy|all]" >&2; exit 2 ;;
+       install_go_tool tfsec github.com/aquasecurity/tfsec/cmd/tfsec "$TFSEC_VERSION"
+       install_go_tool goimports golang.org/x/tools/cmd/goimports "$GOIMPORTS_VERSION" ;;
+  *) echo "usage: $0 [minio|cognito-local|pebble|chromium|podman|tflint|tfsec|goimports|caddy|all]" >&2; exit 2 ;;
 esac
 echo "$TOOLS_DIR/bin"

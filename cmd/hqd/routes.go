@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"github.com/quantapix/hqd/internal/certs"
 	"net/http"
 	"net/url"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/quantapix/hqd/internal/auth"
 	"github.com/quantapix/hqd/internal/auth/devidp"
+	"github.com/quantapix/hqd/internal/certs"
 	"github.com/quantapix/hqd/internal/files"
 	"github.com/quantapix/hqd/internal/httpx"
 	"github.com/quantapix/hqd/internal/web"

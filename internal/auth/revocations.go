@@ -4,11 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/quantapix/hqd/internal/atomicfile"
 	"io/fs"
 	"os"
 	"sync"
 	"time"
+
+	"github.com/quantapix/hqd/internal/atomicfile"
 )
 
 // MaxTokenLifetime is the longest a Cognito access or id token lives

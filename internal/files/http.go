@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+
 	"github.com/quantapix/hqd/internal/auth"
 	"github.com/quantapix/hqd/internal/httpx"
 )

@@ -3,11 +3,12 @@ package files
 import (
 	"context"
 	"errors"
-	"github.com/quantapix/hqd/internal/httpx"
 	"io"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/quantapix/hqd/internal/httpx"
 )
 
 // Instrumented wraps a Store with the store metrics of SPEC §9.

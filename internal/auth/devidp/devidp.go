@@ -15,7 +15,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/quantapix/hqd/internal/auth"
 	"io"
 	"log/slog"
 	"net/http"
@@ -30,6 +29,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jwt"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/quantapix/hqd/internal/auth"
 )
 
 // Config configures the provider.

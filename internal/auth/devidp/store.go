@@ -8,10 +8,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"github.com/quantapix/hqd/internal/atomicfile"
 	"io/fs"
 	"os"
 	"time"
+
+	"github.com/quantapix/hqd/internal/atomicfile"
 )
 
 // user is one account of the dev identity provider.
