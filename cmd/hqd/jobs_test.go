@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -424,6 +425,13 @@ func TestJobsUnavailable(t *testing.T) {
 			a, _ := submit(t, h, tok, `{"source":"theorem t : True := trivial"}`)
 			if a.status != 503 || a.code() != "jobs_unavailable" || a.header.Get("Retry-After") == "" {
 				t.Errorf("= %d %s, want 503 jobs_unavailable", a.status, a.body)
+			}
+			// The reason is the operator's (log), not the user's: no paths, no settings.
+			if b := string(a.body); strings.Contains(b, "HQD_") || strings.Contains(b, "/nonexistent") || strings.Contains(b, os.TempDir()) {
+				t.Errorf("the answer names the host's settings or paths: %s", b)
+			}
+			if !h.logged(`"code":"jobs_unavailable"`) {
+				t.Errorf("the reason is not in the log:\n%s", h.Stdout())
 			}
 			if r := do(t, "GET", h.URL+"/readyz", "", nil); r.status != 200 || !strings.Contains(string(r.body), `"jobs":{"ok":false`) {
 				t.Errorf("/readyz = %d %s: jobs are reported, never failing readiness", r.status, r.body)

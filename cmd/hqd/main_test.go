@@ -119,6 +119,17 @@ func execHQD(env []string, args ...string) *exec.Cmd {
 func (h *hqd) Stdout() string { h.mu.Lock(); defer h.mu.Unlock(); return h.stdout.String() }
 func (h *hqd) Stderr() string { h.mu.Lock(); defer h.mu.Unlock(); return h.stderr.String() }
 
+// logged waits (up to 5 s) for hqd's stdout to contain s: its log lines
+// arrive through a pipe, after the answer the test already has.
+func (h *hqd) logged(s string) bool {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if strings.Contains(h.Stdout(), s) {
+			return true
+		}
+	}
+	return false
+}
+
 // waitReady polls /readyz until it answers 200.
 func (h *hqd) waitReady() {
 	h.t.Helper()

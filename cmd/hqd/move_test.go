@@ -60,7 +60,7 @@ func TestMoveCrash(t *testing.T) {
 			if src.status != 404 || dst.status != 200 || !bytes.Equal(dst.body, data) {
 				t.Errorf("after the restart: source %d, destination %d (%d bytes); want only the destination, byte-exact", src.status, dst.status, len(dst.body))
 			}
-			if store == "s3" && !strings.Contains(h2.Stdout(), `"outcome":"finished"`) {
+			if store == "s3" && !h2.logged(`"outcome":"finished"`) {
 				t.Errorf("the restart did not report the settled move:\n%s", h2.Stdout())
 			}
 		})

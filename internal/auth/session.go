@@ -137,7 +137,8 @@ func (s *Sessions) refresh(w http.ResponseWriter, r *http.Request) error {
 		// Cognito handed out a token this daemon does not trust: the
 		// issuer or client configuration disagrees with the pool's.
 		return &httpx.Error{Status: http.StatusBadGateway, Code: "identity_provider_error",
-			Msg: "the identity provider returned a token hqd does not accept; check HQD_JWT_ISSUER and HQD_COGNITO_CLIENT_IDS", Err: err}
+			Msg: "the sign-in service returned a token this server does not accept (a server configuration problem; its log says more)",
+			Err: fmt.Errorf("the refreshed access token failed verification (does the issuer or client configuration match the pool?): %w", err)}
 	}
 	if bearer != nil && bearer.Sub != id.Sub {
 		outcome = "forbidden"

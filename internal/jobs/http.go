@@ -114,7 +114,10 @@ func (h *Handlers) ready() error { return ready(h.Available) }
 
 func ready(available Availability) error {
 	if ok, why := available(); !ok {
-		return &httpx.Error{Status: http.StatusServiceUnavailable, Code: "jobs_unavailable", Msg: why, RetryAfter: 30}
+		// The reason names hosts' paths and settings: it goes to the log
+		// (and /readyz on the metrics listener), not to the user.
+		return &httpx.Error{Status: http.StatusServiceUnavailable, Code: "jobs_unavailable",
+			Msg: "this server cannot run jobs right now; its operator finds the reason in its log", Err: errors.New(why), RetryAfter: 30}
 	}
 	return nil
 }
