@@ -156,7 +156,10 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer
 			CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile,
 		}, log, newZapLogger(a.stdout, cfg.LogLevel), a.reg)
 		if err != nil {
-			return nil, err
+			if cfg.TLSCertFile != "" {
+				return nil, fmt.Errorf("HQD_TLS_CERT_FILE, HQD_TLS_KEY_FILE: %w", err)
+			}
+			return nil, fmt.Errorf("HQD_DOMAINS, HQD_ACME_*: %w", err)
 		}
 		a.tlsConfig = a.certs.TLSConfig()
 	}
@@ -317,7 +320,7 @@ func (a *App) newJobs() error {
 	}
 	cache, err := lake.NewCache(cfg.LakeCacheDir)
 	if err != nil {
-		return err
+		return fmt.Errorf("HQD_LAKE_CACHE_DIR: %w", err)
 	}
 	a.jobs = jobs.NewManager(jobs.Config{
 		MaxRunning: cfg.JobsMaxRunning, MaxQueued: cfg.JobsMaxQueued, MaxPerUser: cfg.JobsMaxPerUser,

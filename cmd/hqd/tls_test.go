@@ -375,9 +375,9 @@ func TestStaticCertificateRefusals(t *testing.T) {
 	_, otherKey, _ := itest.TLSFiles(t, t.TempDir(), "static.hqd.test")
 	unreadable := filepath.Join(dir, "missing-key.pem")
 	for _, tc := range []struct{ name, cert, key, want string }{
-		{"unreadable key", certFile, unreadable, "HQD_TLS_KEY_FILE"},
+		{"unreadable key", certFile, unreadable, "HQD_TLS_KEY_FILE: the key file: open " + unreadable},
 		{"key of another certificate", certFile, otherKey, "does not match"},
-		{"not a certificate", keyFile, keyFile, "HQD_TLS_CERT_FILE"},
+		{"not a certificate", keyFile, keyFile, "HQD_TLS_CERT_FILE, HQD_TLS_KEY_FILE: the certificate and key files"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := execHQD(tlsEnv(t, "127.0.0.1:0", "HQD_DATA_DIR="+t.TempDir(), "HQD_TLS_CERT_FILE="+tc.cert, "HQD_TLS_KEY_FILE="+tc.key), "serve")

@@ -93,11 +93,11 @@ func (m *Manager) newMagic(zl *zap.Logger) error {
 	if cfg.CARoots != "" {
 		pem, err := os.ReadFile(cfg.CARoots)
 		if err != nil {
-			return fmt.Errorf("HQD_ACME_CA_ROOTS: %w", err)
+			return fmt.Errorf("the ACME CA's roots: %w", err)
 		}
 		roots = x509.NewCertPool()
 		if !roots.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("HQD_ACME_CA_ROOTS: %s holds no PEM certificate", cfg.CARoots)
+			return fmt.Errorf("the ACME CA's roots: %s holds no PEM certificate", cfg.CARoots)
 		}
 	}
 	m.cache = certmagic.NewCache(certmagic.CacheOptions{
@@ -111,7 +111,7 @@ func (m *Manager) newMagic(zl *zap.Logger) error {
 	})
 	httpsHost, httpsPort, err := splitPort(cfg.HTTPSAddr)
 	if err != nil {
-		return fmt.Errorf("HQD_ADDR: %w", err)
+		return fmt.Errorf("the HTTPS listener's address: %w", err)
 	}
 	iss := certmagic.ACMEIssuer{
 		CA: cfg.CA, Email: cfg.Email, Agreed: true, TrustedRoots: roots, Logger: zl,
@@ -124,7 +124,7 @@ func (m *Manager) newMagic(zl *zap.Logger) error {
 	if cfg.HTTPAddr != "" {
 		_, httpPort, err := splitPort(cfg.HTTPAddr)
 		if err != nil {
-			return fmt.Errorf("HQD_HTTP_ADDR: %w", err)
+			return fmt.Errorf("the HTTP listener's address: %w", err)
 		}
 		iss.AltHTTPPort = httpPort
 	}
@@ -225,18 +225,18 @@ func (m *Manager) Reload() error {
 func loadStatic(certFile, keyFile string) (*tls.Certificate, error) {
 	certPEM, err := os.ReadFile(certFile)
 	if err != nil {
-		return nil, fmt.Errorf("HQD_TLS_CERT_FILE: %w", err)
+		return nil, fmt.Errorf("the certificate file: %w", err)
 	}
 	keyPEM, err := os.ReadFile(keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("HQD_TLS_KEY_FILE: %w", err)
+		return nil, fmt.Errorf("the key file: %w", err)
 	}
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		if strings.Contains(err.Error(), "does not match") {
-			return nil, fmt.Errorf("HQD_TLS_KEY_FILE %s does not match the certificate in HQD_TLS_CERT_FILE %s", keyFile, certFile)
+			return nil, fmt.Errorf("the key in %s does not match the certificate in %s", keyFile, certFile)
 		}
-		return nil, fmt.Errorf("HQD_TLS_CERT_FILE/HQD_TLS_KEY_FILE: %w", err)
+		return nil, fmt.Errorf("the certificate and key files: %w", err)
 	}
 	return &cert, nil
 }

@@ -38,7 +38,7 @@ func EventKind(raw []byte) string {
 // NewCache keeps results in dir.
 func NewCache(dir string) (*Cache, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("HQD_LAKE_CACHE_DIR: %w", err)
+		return nil, fmt.Errorf("result cache %s: %w", dir, err)
 	}
 	return &Cache{dir: dir}, nil
 }

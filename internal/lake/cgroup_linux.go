@@ -51,9 +51,9 @@ func DetectIsolation(allowUnconfined bool) *Isolation {
 		why = append(why, "cgroup v1: "+err.Error())
 	}
 	if allowUnconfined {
-		return &Isolation{Mode: IsolationUnconfined, Detail: "HQD_JOBS_UNCONFINED=1: no cgroups (" + strings.Join(why, "; ") + "); rlimits and process-group kill only, limits other than the wall clock are not detected"}
+		return &Isolation{Mode: IsolationUnconfined, Detail: "unconfined runs allowed: no cgroups (" + strings.Join(why, "; ") + "); rlimits and process-group kill only, limits other than the wall clock are not detected"}
 	}
-	return &Isolation{Mode: IsolationNone, Detail: "no usable cgroups (" + strings.Join(why, "; ") + "); jobs are refused unless HQD_JOBS_UNCONFINED=1"}
+	return &Isolation{Mode: IsolationNone, Detail: "no usable cgroups (" + strings.Join(why, "; ") + "); jobs are refused unless unconfined runs are allowed"}
 }
 
 // Job cgroups are named run-{daemon pid}.{its start time}-{random}: a
