@@ -221,25 +221,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer
 			vc.HTTPClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // our own listener
 		}
 	}
-	if a.verifier, err = auth.NewVerifier(vc, log, a.reg); err != nil {
-		return nil, err
-	}
-	if a.sessions, err = a.newSessions(ctx); err != nil {
-		return nil, err
-	}
-	if err := a.newJobs(); err != nil {
-		return nil, err
-	}
-	a.verifier.SetRevoked(a.sessions.Revocations.Revoked)
-	a.handler = a.routes()
-	return a, nil
-}
-
-// newSessions builds refresh and logout: a Cognito client (the dev identity
-// provider over loopback in dev), STS when a role is configured, and the
-// revocations kept in the data dir.
-func (a *App) newSessions(ctx context.Context) (*auth.Sessions, error) {
-	cfg := a.cfg
+	// Logout's revocations first: the verifier refuses what they hold.
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("HQD_DATA_DIR: %w", err)
 	}
@@ -247,6 +229,25 @@ func (a *App) newSessions(ctx context.Context) (*auth.Sessions, error) {
 	if err != nil {
 		return nil, err
 	}
+	vc.Revoked = rev.Revoked
+	if a.verifier, err = auth.NewVerifier(vc, log, a.reg); err != nil {
+		return nil, err
+	}
+	if a.sessions, err = a.newSessions(ctx, rev); err != nil {
+		return nil, err
+	}
+	if err := a.newJobs(); err != nil {
+		return nil, err
+	}
+	a.handler = a.routes()
+	return a, nil
+}
+
+// newSessions builds refresh and logout: a Cognito client (the dev identity
+// provider over loopback in dev), STS when a role is configured, and the
+// revocations kept in the data dir.
+func (a *App) newSessions(ctx context.Context, rev *auth.Revocations) (*auth.Sessions, error) {
+	cfg := a.cfg
 	cognitoEndpoint := cfg.CognitoEndpoint
 	if a.devIDP != nil {
 		cognitoEndpoint = "http://" + loopbackAddr(a.ln.Addr().(*net.TCPAddr)) + "/dev/cognito/"
@@ -260,7 +261,7 @@ func (a *App) newSessions(ctx context.Context) (*auth.Sessions, error) {
 		cogOpts.BaseEndpoint = aws.String("https" + strings.TrimPrefix(cognitoEndpoint, "http"))
 		cogOpts.HTTPClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // our own listener
 	}
-	s := &auth.Sessions{
+	s := auth.Sessions{
 		Verifier: a.verifier, Cognito: cip.New(cogOpts), ClientID: cfg.ClientIDs[0], Rotation: cfg.RefreshRotation,
 		Bucket: a.bucket, Region: cfg.Region, KMSKeyARN: cfg.KMSKeyARN, Revocations: rev, RoleARN: cfg.STSRoleARN,
 	}
@@ -276,8 +277,7 @@ func (a *App) newSessions(ctx context.Context) (*auth.Sessions, error) {
 			}
 		})
 	}
-	s.Register(a.reg)
-	return s, nil
+	return auth.NewSessions(s, a.reg), nil
 }
 
 // newJobs builds the verifier's job manager: isolation detected once, the
@@ -325,12 +325,11 @@ func (a *App) newJobs() error {
 	a.jobs = jobs.NewManager(jobs.Config{
 		MaxRunning: cfg.JobsMaxRunning, MaxQueued: cfg.JobsMaxQueued, MaxPerUser: cfg.JobsMaxPerUser,
 	}, jobRunner, cache, a.log, a.reg)
-	a.jobRoutes = &jobs.Handlers{Manager: a.jobs, Verifier: a.verifier, VerifierDir: cfg.VerifierDir, LakeBin: bin,
+	a.jobRoutes = jobs.NewHandlers(jobs.HandlersConfig{Manager: a.jobs, Verifier: a.verifier, VerifierDir: cfg.VerifierDir, LakeBin: bin,
 		EvaluatorDir: cfg.EvaluatorDir, EvaluatorExe: cfg.EvaluatorExe,
 		MaxSource: cfg.MaxSource, Shutdown: a.shutdown,
 		Available:          a.jobsAvailable(bin, cfg.VerifierDir, "verifier", "HQD_VERIFIER_DIR"),
-		EvaluatorAvailable: a.jobsAvailable(bin, cfg.EvaluatorDir, "evaluator", "HQD_EVALUATOR_DIR")}
-	a.jobRoutes.Init(a.reg)
+		EvaluatorAvailable: a.jobsAvailable(bin, cfg.EvaluatorDir, "evaluator", "HQD_EVALUATOR_DIR")}, a.reg)
 	return nil
 }
 

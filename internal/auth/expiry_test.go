@@ -27,10 +27,10 @@ func TestCredentialsExpire(t *testing.T) {
 	m := itest.StartMinIO(t)
 	bucket := m.Bucket(t)
 	ctx := context.Background()
-	s := &auth.Sessions{
+	s := auth.NewSessions(auth.Sessions{
 		STS:     sts.New(sts.Options{Region: m.Region, BaseEndpoint: aws.String(m.Endpoint), Credentials: m.Credentials()}),
 		RoleARN: "arn:aws:iam::000000000000:role/hqd-user", Bucket: bucket, SessionDuration: 15 * time.Minute,
-	}
+	}, nil)
 	c, err := s.AssumeRole(ctx, "expiring-user")
 	if err != nil {
 		t.Fatal(err)

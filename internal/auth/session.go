@@ -53,15 +53,20 @@ type Sessions struct {
 	logouts   *prometheus.CounterVec
 }
 
-// Register registers the session metrics on reg.
-func (s *Sessions) Register(reg prometheus.Registerer) {
+// NewSessions is cfg, ready to serve, with its metrics registered on reg
+// (when not nil).
+func NewSessions(cfg Sessions, reg prometheus.Registerer) *Sessions {
+	s := cfg
 	s.refreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hqd_auth_refreshes_total", Help: "Token refreshes by outcome.",
 	}, []string{"outcome"})
 	s.logouts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hqd_auth_logouts_total", Help: "Logouts by outcome.",
 	}, []string{"outcome"})
-	reg.MustRegister(s.refreshes, s.logouts)
+	if reg != nil {
+		reg.MustRegister(s.refreshes, s.logouts)
+	}
+	return &s
 }
 
 func (s *Sessions) now() time.Time {

@@ -45,6 +45,8 @@ type VerifierConfig struct {
 	UnknownKIDInterval time.Duration
 	HTTPClient         *http.Client
 	Now                func() time.Time // for tests
+	// Revoked, when set, refuses tokens revoked by logout (Revocations.Revoked).
+	Revoked func(*Identity) bool
 }
 
 // Reasons a token is refused; they label hqd_auth_failures_total.
@@ -163,6 +165,7 @@ func NewVerifier(cfg VerifierConfig, log *slog.Logger, reg prometheus.Registerer
 		issuers: map[string]*issuerKeys{},
 		clients: map[string]bool{},
 		cache:   cache,
+		revoked: cfg.Revoked,
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hqd_auth_failures_total", Help: "Refused bearer tokens by reason.",
 		}, []string{"reason"}),
@@ -181,10 +184,6 @@ func NewVerifier(cfg VerifierConfig, log *slog.Logger, reg prometheus.Registerer
 	}
 	return v, nil
 }
-
-// SetRevoked installs the check that refuses tokens revoked by logout.
-// It must be called before the verifier serves requests.
-func (v *Verifier) SetRevoked(f func(*Identity) bool) { v.revoked = f }
 
 // Start begins fetching every issuer's JWKS in the background. It does not
 // wait for the first fetch: hqd may serve that JWKS itself (the dev identity

@@ -33,8 +33,8 @@ import (
 // Availability says whether jobs can run now, and why not.
 type Availability func() (ok bool, why string)
 
-// Handlers serves the job routes of SPEC §6.1.
-type Handlers struct {
+// HandlersConfig is what the job routes are built from.
+type HandlersConfig struct {
 	Manager            *Manager
 	Verifier           auth.TokenVerifier // for event streams opened with a bearer token
 	VerifierDir        string             // HQD_VERIFIER_DIR
@@ -46,7 +46,11 @@ type Handlers struct {
 	EvaluatorAvailable Availability
 	Heartbeat          time.Duration
 	Shutdown           <-chan struct{} // closed when the server shuts down
+}
 
+// Handlers serves the job routes of SPEC §6.1.
+type Handlers struct {
+	HandlersConfig
 	ticketKey []byte
 	streams   prometheus.Gauge
 	detached  sync.WaitGroup // streams that own their connection (sse.Detach)
@@ -65,17 +69,23 @@ func (h *Handlers) Wait(ctx context.Context) error {
 	}
 }
 
-// Init prepares the ticket key and the stream metric.
-func (h *Handlers) Init(reg prometheus.Registerer) {
-	h.ticketKey = make([]byte, 32)
+// NewHandlers is cfg, ready to serve: a fresh ticket key (tickets die with
+// the process, as their jobs do) and the stream metric registered on reg
+// (when not nil).
+func NewHandlers(cfg HandlersConfig, reg prometheus.Registerer) *Handlers {
+	h := &Handlers{
+		HandlersConfig: cfg,
+		ticketKey:      make([]byte, 32),
+		streams:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "hqd_sse_streams_open", Help: "Open job event streams."}),
+	}
 	_, _ = rand.Read(h.ticketKey) // crypto/rand.Read never fails on Linux
-	h.streams = prometheus.NewGauge(prometheus.GaugeOpts{Name: "hqd_sse_streams_open", Help: "Open job event streams."})
 	if reg != nil {
 		reg.MustRegister(h.streams)
 	}
 	if h.Heartbeat == 0 {
 		h.Heartbeat = 15 * time.Second
 	}
+	return h
 }
 
 // Routes mounts the routes that need a token.

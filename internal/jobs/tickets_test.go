@@ -6,8 +6,7 @@ import (
 )
 
 func TestTickets(t *testing.T) {
-	h := &Handlers{}
-	h.Init(nil)
+	h := NewHandlers(HandlersConfig{}, nil)
 	now := time.Now()
 	job := &Job{ID: "JOB1", Owner: "alice"}
 	tk := h.newTicket(job, now)
