@@ -295,6 +295,7 @@ func parseConfig(mode string, args []string, getenv func(string) string, environ
 	if len(problems) > 0 {
 		return nil, errors.Join(problems...)
 	}
+	c.resolve()
 	return c, c.validate()
 }
 
@@ -317,13 +318,36 @@ func printUsage(w io.Writer, mode string, set []setting) {
 	}
 }
 
-// validate checks the whole configuration and names every problem.
+// resolve fills in the values derived from others: paths under the data
+// dir, the default issuers of the pool, and MinIO as hqd dev's STS. It
+// checks nothing (validate does, after it).
+func (c *Config) resolve() {
+	data := strings.TrimSuffix(c.DataDir, "/")
+	if c.StorageDir == "" {
+		c.StorageDir = data + "/files"
+	}
+	if c.LakeCacheDir == "" {
+		c.LakeCacheDir = data + "/lake-cache"
+	}
+	if c.Mode == "dev" && c.Storage == "s3" && c.S3Endpoint != "" && c.STSRoleARN == "" && c.STSEndpoint == "" {
+		// hqd dev on MinIO or LocalStack: they are the STS too, and MinIO
+		// ignores the role ARN (it issues the root user's rights, narrowed
+		// by the session policy).
+		c.STSEndpoint, c.STSRoleARN = c.S3Endpoint, "arn:aws:iam::000000000000:role/hqd-dev-user"
+	}
+	if len(c.Issuers) == 0 && !c.devIDP() && c.PoolID != "" {
+		c.Issuers = []string{
+			"https://cognito-idp." + c.Region + ".amazonaws.com/" + c.PoolID,
+			"https://issuer-cognito-idp." + c.Region + ".amazonaws.com/" + c.PoolID,
+		}
+	}
+}
+
+// validate checks the whole resolved configuration and names every
+// problem; it changes nothing.
 func (c *Config) validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if c.StorageDir == "" {
-		c.StorageDir = strings.TrimSuffix(c.DataDir, "/") + "/files"
-	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		bad("HQD_ADDR: %q is not host:port", c.Addr)
 	}
@@ -376,27 +400,15 @@ func (c *Config) validate() error {
 		if c.Region == "" {
 			bad("HQD_AWS_REGION is required when HQD_STORAGE=s3")
 		}
-	case "dir":
-		if c.StorageDir == "" {
-			bad("HQD_STORAGE_DIR is required when HQD_STORAGE=dir")
-		}
+	case "dir": // its directory defaults to one under the data dir (resolve)
 	default:
 		bad("HQD_STORAGE: %q is not s3 or dir", c.Storage)
-	}
-	if c.Mode == "dev" && c.Storage == "s3" && c.S3Endpoint != "" && c.STSRoleARN == "" && c.STSEndpoint == "" {
-		// hqd dev on MinIO or LocalStack: they are the STS too, and MinIO
-		// ignores the role ARN (it issues the root user's rights, narrowed
-		// by the session policy).
-		c.STSEndpoint, c.STSRoleARN = c.S3Endpoint, "arn:aws:iam::000000000000:role/hqd-dev-user"
 	}
 	if c.STSRoleARN != "" && c.Storage != "s3" {
 		bad("HQD_STS_ROLE_ARN issues S3 credentials and needs HQD_STORAGE=s3")
 	}
 	if c.STSEndpoint != "" && c.STSRoleARN == "" {
 		bad("HQD_STS_ENDPOINT is set but HQD_STS_ROLE_ARN is not: name the role to assume")
-	}
-	if c.LakeCacheDir == "" {
-		c.LakeCacheDir = strings.TrimSuffix(c.DataDir, "/") + "/lake-cache"
 	}
 	if _, _, err := parseUIDs(c.JobUIDs); err != nil {
 		bad("HQD_JOB_UIDS: %v", err)
@@ -408,14 +420,7 @@ func (c *Config) validate() error {
 		bad("HQD_COGNITO_CLIENT_IDS is required: tokens are accepted only for known app clients")
 	}
 	if len(c.Issuers) == 0 && !c.devIDP() {
-		if c.PoolID == "" {
-			bad("HQD_COGNITO_USER_POOL_ID (or HQD_JWT_ISSUER) is required to know whose tokens to trust")
-		} else {
-			c.Issuers = []string{
-				"https://cognito-idp." + c.Region + ".amazonaws.com/" + c.PoolID,
-				"https://issuer-cognito-idp." + c.Region + ".amazonaws.com/" + c.PoolID,
-			}
-		}
+		bad("HQD_COGNITO_USER_POOL_ID (or HQD_JWT_ISSUER) is required to know whose tokens to trust")
 	}
 	if len(c.JWKSURLs) > 0 && len(c.JWKSURLs) != len(c.Issuers) {
 		bad("HQD_JWKS_URL lists %d URLs for %d issuers: give one per issuer, in the same order", len(c.JWKSURLs), len(c.Issuers))
