@@ -180,9 +180,9 @@ func (m *Manager) Submit(req Request) (*Job, error) {
 	r, shared := m.runs[req.Key]
 	if hit && !shared {
 		m.jobs[job.ID] = job
-		done := cached.Done
-		done["cached"], done["exitCode"], done["at"] = true, nil, lake.NewEvent("", "", "")["at"]
-		m.finish(job, done)
+		d := lake.DoneOf(cached.Done)
+		d.Cached, d.ExitCode = true, nil // no process ran for this job
+		m.finish(job, d.Event())
 		job.undelivered = true
 		m.outcomes.WithLabelValues(req.Kind, "cached").Inc()
 		return job, nil
@@ -327,34 +327,33 @@ func (m *Manager) execute(ctx context.Context, r *run) {
 	asm.Flush()
 	m.durations.Observe(out.Duration.Seconds())
 
-	done := lake.NewEvent("done", "done", "")
 	ok := err == nil && out.Limit == "" && !out.Cancelled && out.ExitCode != nil && *out.ExitCode == 0
 	errs, sorry := asm.Verdict()
 	verified := ok
 	if r.req.Verified != nil {
 		verified = r.req.Verified(ok, errs, sorry)
 	}
-	var code any
-	if out.ExitCode != nil {
-		code = *out.ExitCode
-	}
-	done["ok"], done["verified"], done["exitCode"], done["durationMs"] = ok, verified, code, out.Duration.Milliseconds()
-	done["cached"], done["cancelled"], done["limit"] = false, out.Cancelled, out.Limit
+	d := lake.Done{OK: ok, Verified: verified, ExitCode: out.ExitCode, DurationMs: out.Duration.Milliseconds(),
+		Cancelled: out.Cancelled, Limit: out.Limit}
 	switch {
 	case err != nil:
 		m.log.Error("job run failed to start", "kind", r.req.Kind, "err", err)
-		done["msg"] = "the run could not start"
+		d.Msg = "the run could not start"
 	case out.Limit != "":
-		done["msg"] = "killed: " + out.Limit + " limit"
+		d.Msg = "killed: " + out.Limit + " limit"
 	case out.Cancelled:
-		done["msg"] = "cancelled"
+		d.Msg = "cancelled"
 	case verified:
-		done["msg"] = "verified"
+		d.Msg = "verified"
 	case ok:
-		done["msg"] = "succeeded"
+		d.Msg = "succeeded"
 	default:
-		done["msg"] = fmt.Sprintf("failed (exit code %v)", code)
+		d.Msg = "failed"
+		if out.ExitCode != nil {
+			d.Msg = fmt.Sprintf("failed (exit code %d)", *out.ExitCode)
+		}
 	}
+	done := d.Event()
 	outcome := map[bool]string{true: "ok", false: "failed"}[ok]
 	if out.Limit != "" {
 		outcome = out.Limit
@@ -509,10 +508,7 @@ func (m *Manager) Cancel(owner, id string) error {
 			break
 		}
 	}
-	done := lake.NewEvent("done", "done", "cancelled")
-	done["ok"], done["verified"], done["exitCode"], done["durationMs"] = false, false, nil, time.Since(j.Created).Milliseconds()
-	done["cached"], done["cancelled"], done["limit"] = false, true, ""
-	m.finish(j, done)
+	m.finish(j, lake.Done{Msg: "cancelled", DurationMs: time.Since(j.Created).Milliseconds(), Cancelled: true}.Event())
 	m.outcomes.WithLabelValues(j.Kind, "cancelled").Inc()
 	if len(r.jobs) == 0 {
 		if r.started {

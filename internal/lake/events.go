@@ -18,6 +18,56 @@ func NewEvent(stage, kind, msg string) Event {
 	return Event{"stage": stage, "kind": kind, "msg": msg, "at": time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00")}
 }
 
+// Done is the data of a job's last event (SPEC §6.2). Every done event is
+// built from one, by Event: a run's end, a cancel, a cache hit.
+type Done struct {
+	Msg        string
+	OK         bool
+	Verified   bool
+	ExitCode   *int // nil when no process ran for this job (a cache hit, a cancel while queued)
+	DurationMs int64
+	Cached     bool
+	Cancelled  bool
+	Limit      string // "", "timeout", "memory" or "pids"
+}
+
+// Event is d as the done event, stamped now.
+func (d Done) Event() Event {
+	ev := NewEvent("done", "done", d.Msg)
+	var code any
+	if d.ExitCode != nil {
+		code = *d.ExitCode
+	}
+	ev["ok"], ev["verified"], ev["exitCode"], ev["durationMs"] = d.OK, d.Verified, code, d.DurationMs
+	ev["cached"], ev["cancelled"], ev["limit"] = d.Cached, d.Cancelled, d.Limit
+	return ev
+}
+
+// DoneOf reads a done event back (a cached result's, decoded from JSON).
+func DoneOf(ev Event) Done {
+	d := Done{}
+	d.Msg, _ = ev["msg"].(string)
+	d.OK, _ = ev["ok"].(bool)
+	d.Verified, _ = ev["verified"].(bool)
+	d.Cached, _ = ev["cached"].(bool)
+	d.Cancelled, _ = ev["cancelled"].(bool)
+	d.Limit, _ = ev["limit"].(string)
+	switch n := ev["durationMs"].(type) {
+	case float64:
+		d.DurationMs = int64(n)
+	case int64:
+		d.DurationMs = n
+	}
+	switch n := ev["exitCode"].(type) {
+	case float64:
+		c := int(n)
+		d.ExitCode = &c
+	case int:
+		d.ExitCode = &n
+	}
+	return d
+}
+
 // Kind is the event's kind, which is also its SSE event type.
 func (e Event) Kind() string { s, _ := e["kind"].(string); return s }
 

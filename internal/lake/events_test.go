@@ -95,3 +95,33 @@ func TestAssembleVerdicts(t *testing.T) {
 		t.Errorf("exe: %d results", n)
 	}
 }
+
+// TestDone: every done event has SPEC §6.2's seven fields, exitCode null
+// when no process ran, and a recorded one reads back as it was.
+func TestDone(t *testing.T) {
+	code := 137
+	for _, d := range []Done{
+		{Msg: "killed: memory limit", ExitCode: &code, DurationMs: 1500, Limit: "memory"},
+		{Msg: "cancelled", Cancelled: true, DurationMs: 3},
+		{Msg: "verified", OK: true, Verified: true, Cached: true},
+	} {
+		b := d.Event().JSON()
+		var ev Event
+		if err := json.Unmarshal(b, &ev); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"stage", "kind", "msg", "at", "ok", "verified", "exitCode", "durationMs", "cached", "cancelled", "limit"} {
+			if _, ok := ev[k]; !ok {
+				t.Errorf("%s lacks %q", b, k)
+			}
+		}
+		if d.ExitCode == nil && ev["exitCode"] != nil {
+			t.Errorf("%s: exitCode should be null", b)
+		}
+		back := DoneOf(ev)
+		if back.Msg != d.Msg || back.OK != d.OK || back.Verified != d.Verified || back.Cached != d.Cached || back.Cancelled != d.Cancelled ||
+			back.Limit != d.Limit || back.DurationMs != d.DurationMs || (back.ExitCode == nil) != (d.ExitCode == nil) || (d.ExitCode != nil && *back.ExitCode != *d.ExitCode) {
+			t.Errorf("DoneOf(%s) = %+v, want %+v", b, back, d)
+		}
+	}
+}
