@@ -122,7 +122,9 @@ func TestACMETLSALPN(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Errorf("after restart: %d", resp.StatusCode)
 	}
-	time.Sleep(time.Second)
+	// Ready means every name has its certificate (SPEC §3): had the restart
+	// not found them stored, the orders would come before this.
+	waitReadyTLS(t, c, fmt.Sprintf("https://api.hqd.test:%d/readyz", port))
 	if got := p.Orders(); got != orders {
 		t.Errorf("a restart with stored certificates made %d new orders", got-orders)
 	}
