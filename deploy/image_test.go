@@ -172,3 +172,23 @@ func hqdBinary(t *testing.T) string {
 	}
 	return bin
 }
+
+// TestBinaryDeps: the test-only modules in go.mod (HCL and cty for these
+// tests, gonum's plot for bench's charts) are not linked into hqd. They
+// stay in the one module on purpose: Go links only what the binary
+// imports, and nested modules would split go test ./..., -race, vet and
+// the tidy check into three runs for no change to what ships.
+func TestBinaryDeps(t *testing.T) {
+	out, err := exec.Command("go", "version", "-m", hqdBinary(t)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go version -m: %v\n%s", err, out)
+	}
+	for _, mod := range []string{"github.com/hashicorp/hcl", "github.com/zclconf/go-cty", "gonum.org/v1/plot", "codeberg.org/go-fonts", "codeberg.org/go-pdf"} {
+		if strings.Contains(string(out), mod) {
+			t.Errorf("hqd links %s, a test-only dependency", mod)
+		}
+	}
+	if !strings.Contains(string(out), "github.com/caddyserver/certmagic") {
+		t.Errorf("go version -m shows no dependencies:\n%s", out)
+	}
+}
