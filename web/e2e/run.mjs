@@ -120,7 +120,7 @@ await step("upload several files with a progress bar each", async () => {
   await page.getByRole("link", { name: "big.bin", exact: true }).waitFor({ timeout: 20000 });
   await page.getByRole("link", { name: "small.txt", exact: true }).waitFor();
   // Every upload's progress reaches its end (it used to freeze after the first event).
-  await page.getByRole("listitem").filter({ hasText: "big.bin" }).getByText("done").waitFor();
+  for (const name of ["big.bin", "small.txt"]) await page.getByRole("listitem").filter({ hasText: name }).getByText("done").waitFor();
   if ((await page.getByLabel("Upload of big.bin").getAttribute("value")) !== String(3 << 20)) throw new Error("big.bin's progress bar did not reach its end");
   await shot(page, "06-uploads");
   // 3 MiB of text opens as a card with a download, not in the editor.
