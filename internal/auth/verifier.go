@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/quantapix/hqd/internal/strictjson"
 )
 
 // Issuer is one trusted token issuer and where its keys are published.
@@ -348,18 +351,18 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 }
 
 type claims struct {
-	Iss       string   `json:"iss"`
-	Sub       *string  `json:"sub"`
-	Exp       *float64 `json:"exp"`
-	Nbf       *float64 `json:"nbf"`
-	Iat       *float64 `json:"iat"`
-	TokenUse  string   `json:"token_use"`
-	ClientID  string   `json:"client_id"`
-	Aud       audience `json:"aud"`
-	OriginJTI string   `json:"origin_jti"`
-	JTI       string   `json:"jti"`
-	Username  string   `json:"username"`
-	CUsername string   `json:"cognito:username"`
+	Iss       string          `json:"iss"`
+	Sub       *string         `json:"sub"`
+	Exp       json.RawMessage `json:"exp"` // numericDate reads them: a
+	Nbf       json.RawMessage `json:"nbf"` // json.Number would take a
+	Iat       json.RawMessage `json:"iat"` // string ("123") too
+	TokenUse  string          `json:"token_use"`
+	ClientID  string          `json:"client_id"`
+	Aud       audience        `json:"aud"`
+	OriginJTI string          `json:"origin_jti"`
+	JTI       string          `json:"jti"`
+	Username  string          `json:"username"`
+	CUsername string          `json:"cognito:username"`
 }
 
 // maxTokenLen bounds what is parsed at all; Cognito's tokens are ~1 KB.
@@ -418,6 +421,15 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Identity, error) 
 	if err := decodeSegment(p64, &c); err != nil {
 		return nil, refuse(ReasonMalformed, "payload: %w", err)
 	}
+	exp, nbf, iat, err := numericDate(c.Exp), numericDate(c.Nbf), numericDate(c.Iat), error(nil)
+	for _, d := range []dateClaim{exp, nbf, iat} {
+		if d.err != nil {
+			err = d.err
+		}
+	}
+	if err != nil {
+		return nil, refuse(ReasonMalformed, "payload: %w", err)
+	}
 	is, ok := v.issuers[c.Iss]
 	if !ok {
 		return nil, refuse(ReasonIssuer, "issuer not trusted")
@@ -447,20 +459,19 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Identity, error) 
 	}
 
 	// The claims were decoded from the very bytes just verified.
-	if c.Exp == nil {
+	if !exp.set {
 		return nil, refuse(ReasonNoExp, "")
 	}
-	exp := unixTime(*c.Exp)
-	if !now.Before(exp) {
-		return nil, refuse(ReasonExpired, "expired %s", exp.Format(time.RFC3339))
+	if !now.Before(exp.t) {
+		return nil, refuse(ReasonExpired, "expired %s", exp.t.Format(time.RFC3339))
 	}
-	if c.Nbf != nil && unixTime(*c.Nbf).After(now.Add(v.cfg.Skew)) {
+	if nbf.set && nbf.t.After(now.Add(v.cfg.Skew)) {
 		return nil, refuse(ReasonNotYetValid, "nbf in the future")
 	}
-	if c.Iat != nil && unixTime(*c.Iat).After(now.Add(v.cfg.Skew)) {
+	if iat.set && iat.t.After(now.Add(v.cfg.Skew)) {
 		return nil, refuse(ReasonNotYetValid, "iat in the future")
 	}
-	id := &Identity{TokenUse: c.TokenUse, Issuer: c.Iss, Expires: exp, OriginJTI: c.OriginJTI, JTI: c.JTI}
+	id := &Identity{TokenUse: c.TokenUse, Issuer: c.Iss, Expires: exp.t, OriginJTI: c.OriginJTI, JTI: c.JTI}
 	switch c.TokenUse {
 	case "access":
 		if !v.clients[c.ClientID] {
@@ -492,10 +503,31 @@ func decodeSegment(seg string, v any) error {
 	if err != nil {
 		return fmt.Errorf("bad base64url: %w", err)
 	}
-	return json.Unmarshal(b, v)
+	// Exact, case-sensitive names and none twice: {"sub":…,"Sub":…} must
+	// not leave the choice to encoding/json. Names hqd does not read (a
+	// Cognito token carries many) are skipped.
+	return strictjson.DecodeAllowUnknown(b, v)
 }
 
-func unixTime(f float64) time.Time {
-	sec := int64(f)
-	return time.Unix(sec, int64((f-float64(sec))*1e9))
+// maxDate bounds a NumericDate: 9999-12-31, past any real token and far
+// from int64's edge (where float conversions saturate on some CPUs).
+const maxDate = 253402300799
+
+type dateClaim struct {
+	t   time.Time
+	set bool
+	err error
+}
+
+// numericDate reads exp, nbf or iat: whole seconds since 1970 (RFC 7519
+// §2), an integer from 0 to maxDate; fractions and exponents are refused.
+func numericDate(raw json.RawMessage) dateClaim {
+	if raw == nil {
+		return dateClaim{}
+	}
+	sec, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil || sec < 0 || sec > maxDate {
+		return dateClaim{err: fmt.Errorf("a date claim is %.40q, not whole seconds from 0 to %d", raw, int64(maxDate))}
+	}
+	return dateClaim{t: time.Unix(sec, 0), set: true}
 }

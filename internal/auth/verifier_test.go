@@ -111,6 +111,26 @@ func token(t testing.TB, key *rsa.PrivateKey, hdr, claims map[string]any) string
 	return input + "." + b64(sig)
 }
 
+// rawToken is token with the payload given as JSON text: maps cannot say
+// a name twice.
+func rawToken(t testing.TB, key *rsa.PrivateKey, payload string) string {
+	t.Helper()
+	h, _ := json.Marshal(rs256("kid-a"))
+	input := b64(h) + "." + b64([]byte(payload))
+	sum := sha256.Sum256([]byte(input))
+	sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return input + "." + b64(sig)
+}
+
+// withRaw is the access claims as JSON text with extra appended inside.
+func withRaw(now time.Time, extra string) string {
+	b, _ := json.Marshal(accessClaims(now))
+	return strings.TrimSuffix(string(b), "}") + "," + extra + "}"
+}
+
 func accessClaims(now time.Time) map[string]any {
 	return map[string]any{
 		"sub": "3c6e2f1a-0b7d-4e8f-9a1b-2c3d4e5f6a7b", "iss": testIssuer, "client_id": testClient, "token_use": "access",
@@ -245,6 +265,15 @@ func TestVerify(t *testing.T) {
 		{"x5c header", token(t, a, map[string]any{"alg": "RS256", "kid": "kid-a", "x5c": []string{"MIIB"}}, accessClaims(now)), auth.ReasonHeader},
 		{"b64 false", token(t, a, map[string]any{"alg": "RS256", "kid": "kid-a", "b64": false}, accessClaims(now)), auth.ReasonHeader},
 		{"exp as a string", token(t, a, rs256("kid-a"), with(accessClaims(now), "exp", "9999999999")), auth.ReasonMalformed},
+		{"exp with a fraction", token(t, a, rs256("kid-a"), with(accessClaims(now), "exp", float64(now.Add(time.Hour).Unix())+0.5)), auth.ReasonMalformed},
+		{"exp as an exponent", rawToken(t, a, withRaw(now, `"exp":9.9e9`)), auth.ReasonMalformed},
+		{"exp past year 9999", token(t, a, rs256("kid-a"), with(accessClaims(now), "exp", int64(1e15))), auth.ReasonMalformed},
+		{"exp beyond int64", rawToken(t, a, withRaw(now, `"exp":1e400`)), auth.ReasonMalformed},
+		{"negative iat", token(t, a, rs256("kid-a"), with(accessClaims(now), "iat", -1)), auth.ReasonMalformed},
+		{"nbf null", rawToken(t, a, withRaw(now, `"nbf":null`)), auth.ReasonMalformed},
+		{"sub given twice", rawToken(t, a, withRaw(now, `"sub":"another-user-0001"`)), auth.ReasonMalformed},
+		{"Sub beside sub", rawToken(t, a, withRaw(now, `"Sub":"another-user-0001"`)), auth.ReasonMalformed},
+		{"EXP instead of exp", rawToken(t, a, strings.Replace(withRaw(now, `"x":1`), `"exp"`, `"EXP"`, 1)), auth.ReasonMalformed},
 		{"unknown kid", token(t, a, rs256("kid-zzz"), accessClaims(now)), auth.ReasonUnknownKID},
 		{"path-like kid", token(t, a, rs256("../../dev/null"), accessClaims(now)), auth.ReasonUnknownKID},
 		{"no kid", token(t, a, map[string]any{"alg": "RS256"}, accessClaims(now)), auth.ReasonHeader},

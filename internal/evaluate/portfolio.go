@@ -6,16 +6,16 @@
 package evaluate
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"regexp"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/quantapix/hqd/internal/strictjson"
 )
 
 // Leg is one options leg as the client sends it.
@@ -105,13 +105,8 @@ func ParseRequest(body []byte) (*Portfolio, error) {
 	var in struct {
 		Portfolio *Portfolio `json:"portfolio"`
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil {
+	if err := strictjson.Decode(body, &in); err != nil {
 		return nil, malformed("malformed portfolio: %s", jsonProblem(err))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, malformed("malformed portfolio: trailing data after the object")
 	}
 	if in.Portfolio == nil {
 		return nil, malformed("the body needs a portfolio object")

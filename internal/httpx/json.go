@@ -1,12 +1,13 @@
 package httpx
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"unicode/utf8"
+
+	"github.com/quantapix/hqd/internal/strictjson"
 )
 
 // MaxJSONBody is the limit on JSON request bodies (SPEC §3).
@@ -50,13 +51,8 @@ func DecodeJSON(r *http.Request, limit int64, v any) error {
 	if !utf8.Valid(body) {
 		return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Msg: "the request body is not valid UTF-8"}
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := strictjson.Decode(body, v); err != nil {
 		return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Msg: "malformed JSON body: " + jsonProblem(err), Err: err}
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Msg: "malformed JSON body: trailing data after the object"}
 	}
 	return nil
 }
@@ -70,7 +66,12 @@ func TooLarge(limit int64) *Error {
 func jsonProblem(err error) string {
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
+	var ne *strictjson.NameError
 	switch {
+	case errors.As(err, &ne):
+		return ne.Error()
+	case errors.Is(err, strictjson.ErrTrailing):
+		return "trailing data after the object"
 	case errors.As(err, &se):
 		return "syntax error"
 	case errors.As(err, &te):

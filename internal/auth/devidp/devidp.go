@@ -31,6 +31,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/quantapix/hqd/internal/auth"
+	"github.com/quantapix/hqd/internal/strictjson"
 )
 
 // Config configures the provider.
@@ -203,8 +204,8 @@ func readBody(r *http.Request) ([]byte, error) {
 }
 
 func decode(body []byte, v any) error {
-	if err := json.Unmarshal(body, v); err != nil {
-		return errorf("SerializationException", "the request body is not valid JSON for this action")
+	if err := strictjson.DecodeAllowUnknown(body, v); err != nil {
+		return errorf("SerializationException", "the request body is not valid JSON for this action: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	return nil
 }
