@@ -570,6 +570,28 @@ func conformance(t *testing.T, b backend) {
 		}
 	})
 
+	t.Run("content types are media types", func(t *testing.T) {
+		c := client{t, srv.URL, "types-0011"}
+		for _, bad := range []string{"@@@", "text", "text/plain; charset", `text/plain; a="open`, "text/plain;;;=x"} {
+			a := c.do("PUT", "/api/files/t.txt?raw=1", strings.NewReader("x"), "Content-Type", bad)
+			if a.status != 400 || a.code() != "invalid_content_type" {
+				t.Errorf("raw PUT with Content-Type %q = %d %s, want 400 invalid_content_type", bad, a.status, a.body)
+			}
+		}
+		env, _ := json.Marshal(map[string]string{"content": "eA==", "contentType": "text/plain\r\nX-Injected: 1"})
+		if a := c.do("PUT", "/api/files/t.txt", bytes.NewReader(env)); a.status != 400 || a.code() != "invalid_content_type" {
+			t.Errorf("envelope with CR/LF in contentType = %d %s", a.status, a.body)
+		}
+		if _, st := c.read("t.txt"); st != 404 {
+			t.Errorf("a refused write left a file: %d", st)
+		}
+		// A good one is stored in its canonical form.
+		c.do("PUT", "/api/files/t.md?raw=1", strings.NewReader("# x"), "Content-Type", "Text/Markdown; Charset=UTF-8")
+		if _, a := c.raw("t.md"); a.header.Get("Content-Type") != "text/markdown; charset=UTF-8" {
+			t.Errorf("stored Content-Type = %q", a.header.Get("Content-Type"))
+		}
+	})
+
 	t.Run("move and copy", func(t *testing.T) { moves(t, b, srv.URL) })
 
 	t.Run("a file and a folder of one name", func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"os"
@@ -347,6 +348,13 @@ func (h *Handlers) put(w http.ResponseWriter, r *http.Request) error {
 		}
 		body, opt.Size, opt.ContentType = bytes.NewReader(data), int64(len(data)), pb.ContentType
 	}
+	if opt.ContentType != "" {
+		ct, err := contentType(opt.ContentType)
+		if err != nil {
+			return err
+		}
+		opt.ContentType = ct
+	}
 	inf, err := h.Store.Put(r.Context(), key, body, opt)
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -357,6 +365,26 @@ func (h *Handlers) put(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("ETag", inf.ETag)
 	return httpx.WriteJSON(w, http.StatusOK, putAnswer{Path: rel, ETag: inf.ETag, Size: inf.Size})
+}
+
+// contentType is a stored file's Content-Type as given, parsed and
+// written again in its canonical form (mime.ParseMediaType): anything else
+// would be stored and echoed in every read's header.
+func contentType(v string) (string, error) {
+	mt, params, err := mime.ParseMediaType(v)
+	if err == nil && !strings.Contains(mt, "/") {
+		err = errors.New("no subtype")
+	}
+	if err != nil {
+		return "", &httpx.Error{Status: http.StatusBadRequest, Code: "invalid_content_type",
+			Msg: "the Content-Type is not a media type such as text/markdown; charset=utf-8; nothing was written", Err: err}
+	}
+	out := mime.FormatMediaType(mt, params)
+	if out == "" || len(out) > 256 {
+		return "", &httpx.Error{Status: http.StatusBadRequest, Code: "invalid_content_type",
+			Msg: "the Content-Type cannot be stored as given (over 256 characters or unprintable parameters); nothing was written"}
+	}
+	return out, nil
 }
 
 // delete is DELETE /api/files/{path+}.
