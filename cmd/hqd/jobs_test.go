@@ -419,7 +419,7 @@ func TestJobsUnavailable(t *testing.T) {
 		"no verifier dir":     {"HQD_LAKE_BIN=" + itest.Standin(t)},
 	} {
 		t.Run(name, func(t *testing.T) {
-			h := startHQD(t, env, "dev", "--addr=127.0.0.1:0", "--metrics-addr=", "--data-dir="+t.TempDir())
+			h := startHQD(t, env, "dev", "--addr=127.0.0.1:0", "--metrics-addr=127.0.0.1:0", "--data-dir="+t.TempDir())
 			h.waitReady()
 			tok := devSignIn(t, h, "u@example.com", "Passw0rd!").AccessToken
 			a, _ := submit(t, h, tok, `{"source":"theorem t : True := trivial"}`)
@@ -433,8 +433,16 @@ func TestJobsUnavailable(t *testing.T) {
 			if !h.logged(`"code":"jobs_unavailable"`) {
 				t.Errorf("the reason is not in the log:\n%s", h.Stdout())
 			}
-			if r := do(t, "GET", h.URL+"/readyz", "", nil); r.status != 200 || !strings.Contains(string(r.body), `"jobs":{"ok":false`) {
+			r := do(t, "GET", h.URL+"/readyz", "", nil)
+			if r.status != 200 || !strings.Contains(string(r.body), `"jobs":{"ok":false`) {
 				t.Errorf("/readyz = %d %s: jobs are reported, never failing readiness", r.status, r.body)
+			}
+			if b := string(r.body); strings.Contains(b, "HQD_") || strings.Contains(b, "/nonexistent") || strings.Contains(b, os.TempDir()) {
+				t.Errorf("the public /readyz names the host's settings or paths: %s", b)
+			}
+			// The metrics listener tells the operator the whole story.
+			if d := string(do(t, "GET", h.MetricsURL+"/readyz", "", nil).body); !strings.Contains(d, "HQD_LAKE_BIN=") {
+				t.Errorf("the metrics listener's /readyz lacks the details: %s", d)
 			}
 			fmt.Fprint(io.Discard, name)
 		})

@@ -150,24 +150,34 @@ func (a *App) newUnitSandbox(bin string) jobs.Runner {
 // jobsAvailable says, before any process starts, whether a job on the
 // project in dir can run: isolation, the lake binary and the project must
 // all be there.
+// The reasons say what is wrong without host paths or setting names: they
+// reach the public /readyz and the log; jobsDetail has the rest.
 func (a *App) jobsAvailable(bin, dir, what, setting string) jobs.Availability {
 	return func() (bool, string) {
 		switch {
 		case a.sandbox == sandboxNone:
-			return false, "jobs cannot run on this host: " + a.sandboxWhy
+			return false, "jobs cannot run on this host: no sandbox can be made for them"
 		case a.iso.Mode == lake.IsolationNone:
 			return false, "jobs cannot run on this host: it has no cgroups for them"
 		case dir == "":
-			return false, "no " + what + " project is configured (" + setting + ")"
+			return false, "no " + what + " project is configured"
 		}
 		if st, err := os.Stat(bin); err != nil || st.Mode()&0o111 == 0 {
-			return false, "the lake binary " + a.cfg.LakeBin + " (HQD_LAKE_BIN) is not installed"
+			return false, "the Lean toolchain (lake) is not installed"
 		}
 		for _, f := range []string{"lakefile.lean", "lakefile.toml"} {
 			if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
 				return true, ""
 			}
 		}
-		return false, "the " + what + " directory is not a Lake project (no lakefile.lean or lakefile.toml)"
+		return false, "the " + what + " project is not a Lake project (no lakefile)"
 	}
+}
+
+// jobsDetail is why jobs cannot run, as the operator needs it: the
+// sandbox's reason, the lake binary and the project directories.
+func (a *App) jobsDetail() string {
+	c := a.cfg
+	return fmt.Sprintf("sandbox %s (%s); isolation %s; HQD_LAKE_BIN=%s; HQD_VERIFIER_DIR=%q; HQD_EVALUATOR_DIR=%q",
+		a.sandbox, a.sandboxWhy, a.iso.Detail, c.LakeBin, c.VerifierDir, c.EvaluatorDir)
 }

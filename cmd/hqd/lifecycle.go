@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/quantapix/hqd/internal/version"
@@ -67,7 +66,7 @@ func (a *App) Run(ctx context.Context) error {
 	var metricsSrv *http.Server
 	if a.metricsLn != nil {
 		metricsSrv = &http.Server{
-			Handler:           promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}),
+			Handler:           a.metricsHandler(),
 			ReadHeaderTimeout: 10 * time.Second,
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/quantapix/hqd/internal/auth"
 	"github.com/quantapix/hqd/internal/auth/devidp"
@@ -32,7 +33,7 @@ func (a *App) routes() http.Handler {
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		_ = httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "alive"})
 	})
-	r.Get("/readyz", a.readyz)
+	r.Get("/readyz", a.readyz(false))
 	r.Get("/api/config", a.apiConfig)
 	if a.devIDP != nil {
 		a.devIDP.Routes(r)
@@ -95,13 +96,24 @@ type check struct {
 }
 
 // readyz reports each part by name; only what stops the API from serving
-// fails it (SPEC §3).
-func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
+// fails it (SPEC §3). The public listener's answer says each part's state
+// and a short reason; the metrics listener's (detailed) adds what only the
+// operator may see: JWKS URLs, certificate errors, the jobs' host details.
+func (a *App) readyz(detailed bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		a.serveReadyz(w, r, detailed)
+	}
+}
+
+func (a *App) serveReadyz(w http.ResponseWriter, r *http.Request, detailed bool) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
 	checks := map[string]check{}
 	jwksOK, detail := a.verifier.Ready(ctx)
-	checks["jwks"] = check{OK: jwksOK, JWKS: detail}
+	checks["jwks"] = check{OK: jwksOK}
+	if detailed {
+		checks["jwks"] = check{OK: jwksOK, JWKS: detail}
+	}
 	if err := a.store.Ping(ctx); err != nil {
 		httpx.LoggerFrom(r.Context()).Warn("store not reachable", "err", err)
 		checks["store"] = check{OK: false, Detail: "the file store is not reachable"}
@@ -110,15 +122,32 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	if a.certs != nil {
 		ok, detail := a.certs.Ready(time.Now())
+		if !detailed {
+			for name, st := range detail {
+				st.Detail, _, _ = strings.Cut(st.Detail, ":") // "no certificate", without the CA's error
+				detail[name] = st
+			}
+		}
 		checks["tls"] = check{OK: ok, Certificates: detail}
 	}
 	jobsOK, why := a.jobRoutes.Available()
-	// No host paths here (SPEC §3): the log has the details.
 	jc := check{OK: jobsOK, Detail: why, Isolation: a.iso.Mode, Sandbox: a.sandbox}
+	if detailed && !jobsOK {
+		jc.Detail = a.jobsDetail()
+	}
 	checks["jobs"] = jc // reported, never failing readiness: the job routes answer 503 themselves
 	status, code := "ready", http.StatusOK
 	if !checks["jwks"].OK || !checks["store"].OK || (a.certs != nil && !checks["tls"].OK) {
 		status, code = "not_ready", http.StatusServiceUnavailable
 	}
 	_ = httpx.WriteJSON(w, code, map[string]any{"status": status, "checks": checks})
+}
+
+// metricsHandler serves the metrics listener: /metrics, and /readyz with
+// the operator's details.
+func (a *App) metricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
+	mux.Handle("/readyz", a.readyz(true))
+	return mux
 }
