@@ -277,6 +277,7 @@ func (m *Manager) publish(r *run, ev lake.Event) {
 	if r.truncated {
 		return
 	}
+	ev.Relative(r.req.Spec.Dir)
 	b := ev.JSON()
 	if r.size+len(b) > m.cfg.LogLimit {
 		r.truncated = true

@@ -103,7 +103,7 @@ func (c *Cache) Prune(maxBytes int64) error {
 
 // keyVersion is part of every key: results recorded before the sandbox
 // (when a job could write into the cache itself) are never trusted.
-const keyVersion = "hqd-result-v2"
+const keyVersion = "hqd-result-v3" // v3: events show project-relative paths
 
 // Key hashes what decides a run's result: its kind, the project's tree
 // state, the toolchain, the lake binary, the command line and the

@@ -68,6 +68,29 @@ func DoneOf(ev Event) Done {
 	return d
 }
 
+// scratchSource is a check's Source.lean wherever its scratch directory
+// is: /job in the sandbox, a run-N directory of an unconfined run.
+var scratchSource = regexp.MustCompile(`(?:/[^\s:'"]*)?/(?:job|run-[0-9]+)/Source\.lean`)
+
+// Relative rewrites the paths an event shows (a diagnostic's file, the
+// text of its message) relative to the project at dir, and a check's
+// scratch file as Source.lean: users see their project's names, never the
+// host's directories.
+func (e Event) Relative(dir string) {
+	prefix := strings.TrimSuffix(dir, "/") + "/"
+	rel := func(s string) string {
+		if dir != "" {
+			s = strings.ReplaceAll(s, prefix, "")
+		}
+		return scratchSource.ReplaceAllString(s, "Source.lean")
+	}
+	for _, k := range []string{"file", "msg"} {
+		if s, ok := e[k].(string); ok {
+			e[k] = rel(s)
+		}
+	}
+}
+
 // Kind is the event's kind, which is also its SSE event type.
 func (e Event) Kind() string { s, _ := e["kind"].(string); return s }
 

@@ -125,3 +125,20 @@ func TestDone(t *testing.T) {
 		}
 	}
 }
+
+// TestRelative: what a run prints names the project's files relative to it
+// and a check's file as Source.lean — never the host's directories.
+func TestRelative(t *testing.T) {
+	for _, tc := range []struct{ file, msg, want, wantMsg string }{
+		{"/srv/lake/proving/Proving/Basic.lean", "error: /srv/lake/proving/Proving/Basic.lean:3:4: unknown identifier", "Proving/Basic.lean", "error: Proving/Basic.lean:3:4: unknown identifier"},
+		{"/job/Source.lean", "/job/Source.lean:1:0: error: x", "Source.lean", "Source.lean:1:0: error: x"},
+		{"/var/lib/hqd/runs/run-123/Source.lean", "in /var/lib/hqd/runs/run-123/Source.lean", "Source.lean", "in Source.lean"},
+		{"Proving/Basic.lean", "✔ [3/5] Built Proving.Basic", "Proving/Basic.lean", "✔ [3/5] Built Proving.Basic"},
+	} {
+		ev := Event{"file": tc.file, "msg": tc.msg}
+		ev.Relative("/srv/lake/proving")
+		if ev["file"] != tc.want || ev["msg"] != tc.wantMsg {
+			t.Errorf("Relative(%q, %q) = %q, %q", tc.file, tc.msg, ev["file"], ev["msg"])
+		}
+	}
+}
