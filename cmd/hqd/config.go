@@ -41,6 +41,8 @@ type Config struct {
 	S3Endpoint  string
 	S3PathStyle bool
 	MaxUpload   int64
+	// BodyIdleTimeout ends a request whose body sends nothing for so long.
+	BodyIdleTimeout time.Duration
 
 	PoolID          string
 	ClientIDs       []string
@@ -115,6 +117,7 @@ func settings(c *Config, mode string) []setting {
 		{"s3-endpoint", "", "S3 endpoint for MinIO or LocalStack; AWS when empty", str(&c.S3Endpoint)},
 		{"s3-path-style", "false", "path-style S3 addressing (MinIO, LocalStack)", boolean(&c.S3PathStyle)},
 		{"max-upload", "5GiB", "largest raw upload", size(&c.MaxUpload)},
+		{"body-idle-timeout", "30s", "a request body that sends nothing for this long ends the request (408)", duration(&c.BodyIdleTimeout)},
 		{"cognito-user-pool-id", pick("", "us-east-1_hqddev"), "Cognito user pool id; names the default issuer", str(&c.PoolID)},
 		{"cognito-client-ids", pick("", "hqddevclient"), "app client ids whose tokens are accepted; the first is used for sign-in", list(&c.ClientIDs)},
 		{"cognito-endpoint", "", "Cognito endpoint for cognito-local or LocalStack; AWS when empty", str(&c.CognitoEndpoint)},
@@ -412,6 +415,9 @@ func (c *Config) validate() error {
 	}
 	if _, _, err := parseUIDs(c.JobUIDs); err != nil {
 		bad("HQD_JOB_UIDS: %v", err)
+	}
+	if c.BodyIdleTimeout <= 0 {
+		bad("HQD_BODY_IDLE_TIMEOUT must be more than 0")
 	}
 	if c.MaxUpload <= 0 {
 		bad("HQD_MAX_UPLOAD must be more than 0")

@@ -26,6 +26,7 @@ func (a *App) routes() http.Handler {
 		httpx.SecurityHeaders(a.csp(), a.tlsConfig != nil),
 		httpx.CORS(a.cfg.CORSOrigins),
 		httpx.LimitBody(httpx.MaxJSONBody),
+		httpx.BodyIdle(a.cfg.BodyIdleTimeout),
 	)
 	r.NotFound(web.Handler(http.HandlerFunc(httpx.NotFound)).ServeHTTP)
 	r.MethodNotAllowed(httpx.MethodNotAllowed)

@@ -54,7 +54,10 @@ type errorDetail struct {
 // an *Error is a 500 whose details go to the log only.
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	var he *Error
-	if !errors.As(err, &he) {
+	switch {
+	case errors.Is(err, ErrBodyIdle):
+		he = &Error{Status: http.StatusRequestTimeout, Code: "request_timeout", Msg: "the request body stopped arriving; nothing was changed", Err: err}
+	case !errors.As(err, &he):
 		he = &Error{Status: http.StatusInternalServerError, Code: "internal", Msg: "internal error", Err: err}
 	}
 	status := he.Status

@@ -43,6 +43,9 @@ func DecodeJSON(r *http.Request, limit int64, v any) error {
 		if errors.As(err, &mbe) {
 			return TooLarge(limit)
 		}
+		if errors.Is(err, ErrBodyIdle) {
+			return err
+		}
 		return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Msg: "could not read the request body", Err: err}
 	}
 	if int64(len(body)) > limit {
