@@ -122,10 +122,22 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer
 		a.store, a.bucket, a.s3 = files.Instrument(s, "s3", a.reg), cfg.Bucket, s
 	}
 
+	// Logout's revocations first: the verifier, the dev provider and the
+	// job tickets all refuse what they hold.
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("HQD_DATA_DIR: %w", err)
+	}
+	rev, err := auth.OpenRevocations(filepath.Join(cfg.DataDir, "revocations.json"))
+	if err != nil {
+		return nil, err
+	}
 	issuers := cfg.Issuers
 	if cfg.devIDP() {
 		a.devIDP, err = devidp.New(devidp.Config{
 			Dir: filepath.Join(cfg.DataDir, "dev-idp"), BaseURL: a.publicURL, PoolID: cfg.PoolID, ClientID: cfg.ClientIDs[0],
+			Revoked: func(issuer, originJTI, jti string) bool {
+				return rev.Revoked(&auth.Identity{Issuer: issuer, OriginJTI: originJTI, JTI: jti})
+			},
 		}, log)
 		if err != nil {
 			return nil, err
@@ -147,14 +159,6 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer
 			vc.Issuers[0].JWKSURL = "https" + strings.TrimPrefix(vc.Issuers[0].JWKSURL, "http")
 			vc.HTTPClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // our own listener
 		}
-	}
-	// Logout's revocations first: the verifier refuses what they hold.
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("HQD_DATA_DIR: %w", err)
-	}
-	rev, err := auth.OpenRevocations(filepath.Join(cfg.DataDir, "revocations.json"))
-	if err != nil {
-		return nil, err
 	}
 	vc.Revoked = rev.Revoked
 	if a.verifier, err = auth.NewVerifier(vc, log, a.reg); err != nil {

@@ -26,6 +26,14 @@ func devSignIn(t testing.TB, h *hqd, email, password string) devTokens {
 	if a := cognito(t, cfg.CognitoEndpoint, "SignUp", map[string]any{"ClientId": cfg.ClientID, "Username": email, "Password": password}); a.status != 200 {
 		t.Fatalf("SignUp = %d %s", a.status, a.body)
 	}
+	return devSignInAgain(t, h, email, password)
+}
+
+// devSignInAgain signs an existing account in: another session of it.
+func devSignInAgain(t testing.TB, h *hqd, email, password string) devTokens {
+	t.Helper()
+	var cfg struct{ ClientID, CognitoEndpoint string }
+	do(t, "GET", h.URL+"/api/config", "", nil).decode(t, &cfg)
 	a := cognito(t, cfg.CognitoEndpoint, "InitiateAuth", map[string]any{"ClientId": cfg.ClientID, "AuthFlow": "USER_PASSWORD_AUTH",
 		"AuthParameters": map[string]string{"USERNAME": email, "PASSWORD": password}})
 	var out struct{ AuthenticationResult devTokens }

@@ -55,7 +55,7 @@ func (a *App) newJobs() error {
 	a.jobs = jobs.NewManager(jobs.Config{
 		MaxRunning: cfg.JobsMaxRunning, MaxQueued: cfg.JobsMaxQueued, MaxPerUser: cfg.JobsMaxPerUser,
 	}, jobRunner, cache, a.log, a.reg)
-	a.jobRoutes = jobs.NewHandlers(jobs.HandlersConfig{Manager: a.jobs, Verifier: a.verifier, VerifierDir: cfg.VerifierDir, LakeBin: bin,
+	a.jobRoutes = jobs.NewHandlers(jobs.HandlersConfig{Manager: a.jobs, Verifier: a.verifier, Revoked: a.sessions.Revocations.Revoked, VerifierDir: cfg.VerifierDir, LakeBin: bin,
 		EvaluatorDir: cfg.EvaluatorDir, EvaluatorExe: cfg.EvaluatorExe,
 		MaxSource: cfg.MaxSource, Shutdown: a.shutdown,
 		Available:          a.jobsAvailable(bin, cfg.VerifierDir, "verifier", "HQD_VERIFIER_DIR"),

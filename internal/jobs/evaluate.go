@@ -68,7 +68,7 @@ func (h *Handlers) evaluate(w http.ResponseWriter, r *http.Request) error {
 		return submitError(err)
 	}
 	return httpx.WriteJSON(w, http.StatusAccepted, evaluated{
-		submitted: submitted{ID: job.ID, Status: "queued", Events: "/api/jobs/" + job.ID + "/events", Ticket: h.newTicket(job, time.Now())},
+		submitted: submitted{ID: job.ID, Status: "queued", Events: "/api/jobs/" + job.ID + "/events", Ticket: h.newTicket(job, id, time.Now())},
 		Analysis:  *a,
 	})
 }

@@ -30,6 +30,9 @@ type HandlersConfig struct {
 	EvaluatorAvailable Availability
 	Heartbeat          time.Duration
 	Shutdown           <-chan struct{} // closed when the server shuts down
+	// Revoked refuses the tickets of a sign-in that was logged out
+	// (auth.Revocations.Revoked).
+	Revoked func(*auth.Identity) bool
 }
 
 // Handlers serves the job routes of SPEC §6.1.
@@ -100,7 +103,8 @@ func (h *Handlers) submit(w http.ResponseWriter, r *http.Request, req Request) e
 	if err != nil {
 		return submitError(err)
 	}
-	return httpx.WriteJSON(w, http.StatusAccepted, submitted{ID: job.ID, Status: "queued", Events: "/api/jobs/" + job.ID + "/events", Ticket: h.newTicket(job, time.Now())})
+	id := auth.MustFromContext(r.Context())
+	return httpx.WriteJSON(w, http.StatusAccepted, submitted{ID: job.ID, Status: "queued", Events: "/api/jobs/" + job.ID + "/events", Ticket: h.newTicket(job, id, time.Now())})
 }
 
 // submitError answers a job the manager would not take.

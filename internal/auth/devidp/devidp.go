@@ -42,6 +42,9 @@ type Config struct {
 	ClientID   string
 	AccessTTL  time.Duration // 1 h when zero, as Cognito's default
 	RefreshTTL time.Duration // 30 days when zero
+	// Revoked tells a token hqd's logout revoked (issuer, origin_jti, jti):
+	// the provider refuses it too, as Cognito does after RevokeToken.
+	Revoked func(issuer, originJTI, jti string) bool
 }
 
 // Provider answers /dev/cognito/.
@@ -434,6 +437,14 @@ func (p *Provider) getUser(body []byte) (any, error) {
 	var use string
 	if tok.Get("token_use", &use) != nil || use != "access" {
 		return nil, errorf("NotAuthorizedException", "Invalid Access Token")
+	}
+	if p.cfg.Revoked != nil {
+		var origin string
+		_ = tok.Get("origin_jti", &origin)
+		jti, _ := tok.JwtID()
+		if p.cfg.Revoked(p.issuer, origin, jti) {
+			return nil, errorf("NotAuthorizedException", "Access Token has been revoked")
+		}
 	}
 	sub, _ := tok.Subject()
 	p.mu.Lock()
