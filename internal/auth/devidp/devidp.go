@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -55,6 +56,8 @@ type Provider struct {
 	signKey   jwk.Key
 	publicSet []byte
 	stateFile string
+	sessions  *sessionStore
+	throttle  *throttle
 
 	mu sync.Mutex
 	st *state
@@ -104,9 +107,24 @@ func New(cfg Config, log *slog.Logger) (*Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dev identity provider accounts: %w", err)
 	}
+	sessions, err := openSessions(filepath.Join(cfg.Dir, "sessions"))
+	if err != nil {
+		return nil, fmt.Errorf("dev identity provider sessions: %w", err)
+	}
+	if len(st.Sessions) > 0 { // kept in accounts.json before: moved out once
+		for h, s := range st.Sessions {
+			if err := sessions.put(h, s); err != nil {
+				return nil, fmt.Errorf("dev identity provider sessions: %w", err)
+			}
+		}
+		st.Sessions = nil
+		if err := st.save(stateFile); err != nil {
+			return nil, fmt.Errorf("dev identity provider accounts: %w", err)
+		}
+	}
 	return &Provider{
 		cfg: cfg, log: log.With("pkg", "devidp"), issuer: Issuer(cfg.BaseURL, cfg.PoolID),
-		signKey: key, publicSet: pubJSON, stateFile: stateFile, st: st,
+		signKey: key, publicSet: pubJSON, stateFile: stateFile, st: st, sessions: sessions, throttle: newThrottle(),
 	}, nil
 }
 
@@ -169,7 +187,7 @@ func (p *Provider) serveAction(w http.ResponseWriter, r *http.Request) {
 	case action == "ConfirmSignUp":
 		out, err = p.confirmSignUp(body)
 	case action == "InitiateAuth":
-		out, err = p.initiateAuth(body)
+		out, err = p.initiateAuth(body, clientAddr(r))
 	case action == "GetUser":
 		out, err = p.getUser(body)
 	case action == "GetTokensFromRefreshToken":
@@ -287,7 +305,16 @@ type authResult struct {
 	TokenType    string `json:"TokenType"`
 }
 
-func (p *Provider) initiateAuth(body []byte) (any, error) {
+// clientAddr is the caller's IP, which the sign-in throttle counts by.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (p *Provider) initiateAuth(body []byte, addr string) (any, error) {
 	var in struct {
 		AuthFlow       string            `json:"AuthFlow"`
 		ClientID       string            `json:"ClientId"`
@@ -303,7 +330,7 @@ func (p *Provider) initiateAuth(body []byte) (any, error) {
 	var err error
 	switch in.AuthFlow {
 	case "USER_PASSWORD_AUTH":
-		res, err = p.passwordAuth(in.AuthParameters["USERNAME"], in.AuthParameters["PASSWORD"])
+		res, err = p.passwordAuth(in.AuthParameters["USERNAME"], in.AuthParameters["PASSWORD"], addr)
 	case "REFRESH_TOKEN_AUTH", "REFRESH_TOKEN":
 		res, err = p.refreshAuth(in.AuthParameters["REFRESH_TOKEN"])
 	default:
@@ -315,8 +342,11 @@ func (p *Provider) initiateAuth(body []byte) (any, error) {
 	return map[string]any{"AuthenticationResult": res, "ChallengeParameters": map[string]string{}}, nil
 }
 
-func (p *Provider) passwordAuth(username, password string) (*authResult, error) {
+func (p *Provider) passwordAuth(username, password, addr string) (*authResult, error) {
 	email := strings.ToLower(strings.TrimSpace(username))
+	if refused := p.throttle.check(email, addr); refused != nil {
+		return nil, refused
+	}
 	p.mu.Lock()
 	u := p.st.Users[email]
 	p.mu.Unlock()
@@ -324,18 +354,17 @@ func (p *Provider) passwordAuth(username, password string) (*authResult, error) 
 	wrong := errorf("NotAuthorizedException", "Incorrect username or password.")
 	if u == nil {
 		_ = bcrypt.CompareHashAndPassword(dummyHash(), []byte(password)) // same time either way
+		p.throttle.failed(email, addr)
 		return nil, wrong
 	}
 	if bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(password)) != nil {
+		p.throttle.failed(email, addr)
 		return nil, wrong
 	}
+	p.throttle.succeeded(email)
 	refresh := randomToken()
 	origin := newUUID()
-	p.mu.Lock()
-	p.st.Sessions[hashToken(refresh)] = &session{Sub: u.Sub, OriginJTI: origin, Expires: time.Now().Add(p.cfg.RefreshTTL).UTC()}
-	err := p.st.save(p.stateFile)
-	p.mu.Unlock()
-	if err != nil {
+	if err := p.sessions.put(hashToken(refresh), &session{Sub: u.Sub, OriginJTI: origin, Expires: time.Now().Add(p.cfg.RefreshTTL).UTC()}); err != nil {
 		return nil, err
 	}
 	res, err := p.issue(u, origin)
@@ -348,8 +377,11 @@ func (p *Provider) passwordAuth(username, password string) (*authResult, error) 
 }
 
 func (p *Provider) refreshAuth(token string) (*authResult, error) {
+	s, err := p.sessions.get(hashToken(token))
+	if err != nil {
+		return nil, err
+	}
 	p.mu.Lock()
-	s := p.st.Sessions[hashToken(token)]
 	var u *user
 	if s != nil && time.Now().Before(s.Expires) {
 		for _, cand := range p.st.Users {
@@ -384,15 +416,16 @@ func (p *Provider) getTokensFromRefreshToken(body []byte) (any, error) {
 		return nil, err
 	}
 	next := randomToken()
-	p.mu.Lock()
-	old := p.st.Sessions[hashToken(in.RefreshToken)]
-	delete(p.st.Sessions, hashToken(in.RefreshToken))
-	if old != nil {
-		p.st.Sessions[hashToken(next)] = &session{Sub: old.Sub, OriginJTI: old.OriginJTI, Expires: time.Now().Add(p.cfg.RefreshTTL).UTC()}
-	}
-	err = p.st.save(p.stateFile)
-	p.mu.Unlock()
+	p.mu.Lock() // one rotation of a token at a time: the second finds it gone
+	defer p.mu.Unlock()
+	old, err := p.sessions.get(hashToken(in.RefreshToken))
 	if err != nil {
+		return nil, err
+	}
+	if removed, err := p.sessions.remove(hashToken(in.RefreshToken)); err != nil || !removed || old == nil {
+		return nil, errorf("NotAuthorizedException", "Invalid Refresh Token")
+	}
+	if err := p.sessions.put(hashToken(next), &session{Sub: old.Sub, OriginJTI: old.OriginJTI, Expires: time.Now().Add(p.cfg.RefreshTTL).UTC()}); err != nil {
 		return nil, err
 	}
 	res.RefreshToken = next
@@ -411,14 +444,8 @@ func (p *Provider) revokeToken(body []byte) (any, error) {
 	if err := p.checkClient(in.ClientID); err != nil {
 		return nil, err
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	h := hashToken(in.Token)
-	if _, ok := p.st.Sessions[h]; ok {
-		delete(p.st.Sessions, h)
-		if err := p.st.save(p.stateFile); err != nil {
-			return nil, err
-		}
+	if _, err := p.sessions.remove(hashToken(in.Token)); err != nil {
+		return nil, err
 	}
 	return map[string]any{}, nil
 }

@@ -30,15 +30,16 @@ type session struct {
 	Expires   time.Time `json:"expires"`
 }
 
-// state is the provider's file: users and live refresh sessions.
+// state is the provider's accounts file. Sessions were kept in it before
+// they got files of their own (sessions.go); they are read to move them.
 type state struct {
-	Users    map[string]*user    `json:"users"`    // by lower-case email
-	Sessions map[string]*session `json:"sessions"` // by SHA-256 of the refresh token
+	Users    map[string]*user    `json:"users"`              // by lower-case email
+	Sessions map[string]*session `json:"sessions,omitempty"` // legacy: by SHA-256 of the refresh token
 }
 
 // loadState reads the state file, or starts an empty one.
 func loadState(name string) (*state, error) {
-	st := &state{Users: map[string]*user{}, Sessions: map[string]*session{}}
+	st := &state{Users: map[string]*user{}}
 	b, err := os.ReadFile(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return st, nil
@@ -52,20 +53,12 @@ func loadState(name string) (*state, error) {
 	if st.Users == nil {
 		st.Users = map[string]*user{}
 	}
-	if st.Sessions == nil {
-		st.Sessions = map[string]*session{}
-	}
 	return st, nil
 }
 
-// save writes the state atomically, readable by its owner only.
+// save writes the accounts atomically, readable by its owner only: on a
+// sign-up, never on a sign-in.
 func (st *state) save(name string) error {
-	now := time.Now()
-	for k, s := range st.Sessions {
-		if now.After(s.Expires) {
-			delete(st.Sessions, k)
-		}
-	}
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err

@@ -1,0 +1,104 @@
+package devidp
+
+import (
+	"sync"
+	"time"
+)
+
+// throttle slows password guessing as Cognito does: an account that fails
+// five times in a row is locked for a second, then twice as long after
+// each further failure (at most 15 minutes), whatever the password tried
+// next; and one client address may fail at most addrLimit times in
+// addrWindow, whichever accounts it tries. Both answer before the password
+// is checked, so a guesser costs no bcrypt time either.
+type throttle struct {
+	mu       sync.Mutex
+	accounts map[string]*failures // by lower-case email
+	addrs    map[string]*failures // by client IP
+	now      func() time.Time
+}
+
+type failures struct {
+	n     int
+	first time.Time // of the address window
+	until time.Time // the account's lock
+}
+
+const (
+	freeFailures = 5
+	maxLock      = 15 * time.Minute
+	addrLimit    = 30
+	addrWindow   = 15 * time.Minute
+	maxTracked   = 10000 // entries per map: beyond, the oldest state is dropped
+)
+
+func newThrottle() *throttle {
+	return &throttle{accounts: map[string]*failures{}, addrs: map[string]*failures{}, now: time.Now}
+}
+
+// check answers the refusal for a sign-in of email from addr, if any.
+func (t *throttle) check(email, addr string) *cognitoError {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	if f := t.addrs[addr]; f != nil && now.Sub(f.first) < addrWindow && f.n >= addrLimit {
+		return &cognitoError{Type: "TooManyRequestsException", Message: "Too many failed sign-ins from this address; try again later.", Status: 400}
+	}
+	if f := t.accounts[email]; f != nil && now.Before(f.until) {
+		return errorf("NotAuthorizedException", "Password attempts exceeded")
+	}
+	return nil
+}
+
+// failed counts a wrong password.
+func (t *throttle) failed(email, addr string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	t.prune()
+	f := t.accounts[email]
+	if f == nil {
+		f = &failures{}
+		t.accounts[email] = f
+	}
+	f.n++
+	if f.n >= freeFailures {
+		lock := time.Second << min(f.n-freeFailures, 20)
+		f.until = now.Add(min(lock, maxLock))
+	}
+	a := t.addrs[addr]
+	if a == nil || now.Sub(a.first) >= addrWindow {
+		a = &failures{first: now}
+		t.addrs[addr] = a
+	}
+	a.n++
+}
+
+// succeeded clears an account's count.
+func (t *throttle) succeeded(email string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.accounts, email)
+}
+
+// prune keeps the maps bounded: a flood of invented names or addresses
+// must not grow hqd's memory.
+func (t *throttle) prune() {
+	now := t.now()
+	for _, m := range []map[string]*failures{t.accounts, t.addrs} {
+		if len(m) < maxTracked {
+			continue
+		}
+		for k, f := range m {
+			if now.After(f.until) && now.Sub(f.first) >= addrWindow {
+				delete(m, k)
+			}
+		}
+		for k := range m { // still full: drop arbitrary ones
+			if len(m) < maxTracked {
+				break
+			}
+			delete(m, k)
+		}
+	}
+}
