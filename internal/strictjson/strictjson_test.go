@@ -61,3 +61,53 @@ func TestDecode(t *testing.T) {
 		t.Errorf("the error is not a NameError: %v", err)
 	}
 }
+
+// FuzzDecode: whatever Decode accepts names every field exactly as
+// declared, and none twice, at every level.
+func FuzzDecode(f *testing.F) {
+	for _, s := range []string{`{"target":"a","legs":[{"side":"long","strike":1}]}`, `{"TARGET":"x"}`, `{"target":"a","target":"b"}`,
+		`{"legs":[{"side":"l","Side":"s"}]}`, `{"extra":{"a":1,"a":2}}`, `{"tags":{"x":1}}`, `[]`, `null`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		var b body
+		if strictjson.Decode([]byte(in), &b) != nil {
+			return
+		}
+		dec := json.NewDecoder(strings.NewReader(in))
+		var walk func(known map[string]bool)
+		walk = func(known map[string]bool) {
+			tok, err := dec.Token()
+			if err != nil {
+				t.Fatalf("accepted %q, which does not parse: %v", in, err)
+			}
+			switch tok {
+			case json.Delim('{'):
+				seen := map[string]bool{}
+				for dec.More() {
+					k, _ := dec.Token()
+					name := k.(string)
+					if seen[name] {
+						t.Fatalf("accepted %q with %q twice", in, name)
+					}
+					seen[name] = true
+					if known != nil && !known[name] {
+						t.Fatalf("accepted %q with the undeclared name %q", in, name)
+					}
+					var next map[string]bool
+					if name == "legs" && known != nil {
+						next = map[string]bool{"side": true, "strike": true}
+					}
+					walk(next)
+				}
+				_, _ = dec.Token()
+			case json.Delim('['):
+				for dec.More() {
+					walk(known)
+				}
+				_, _ = dec.Token()
+			}
+		}
+		walk(map[string]bool{"target": true, "legs": true, "extra": true, "tags": true})
+	})
+}
