@@ -136,7 +136,9 @@ func probeSandbox(ctx context.Context, v *vm) (string, error) {
 				bad = append(bad, fmt.Sprintf("%s wrote %s", who, p))
 			}
 		}
-		for _, p := range []string{"/job/mine", filepath.Join(projectDir, "Proving", "Forged.lean"), filepath.Join(projectDir, ".lake", "build", "lib", "Out.olean")} {
+		// hqd shows a job's output with the project's path cut off, so the
+		// report names the project's files relative to it.
+		for _, p := range []string{"/job/mine", "Proving/Forged.lean", ".lake/build/lib/Out.olean"} {
 			if res := r.Write[p]; res != "ok" {
 				bad = append(bad, fmt.Sprintf("%s could not write %s, which is its own: %s", who, p, res))
 			}
