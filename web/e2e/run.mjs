@@ -31,6 +31,21 @@ async function step(name, fn) {
     console.log(`FAIL ${name}: ${e && e.message ? e.message.split("\n")[0] : e}`);
   }
 }
+// axe checks a screen for accessibility problems with axe-core (every
+// default rule, WCAG 2.x A and AA among them): zero violations allowed.
+const axeSource = fs.readFileSync(new URL("../node_modules/axe-core/axe.min.js", import.meta.url), "utf8");
+const axeFindings = [];
+async function axe(page, screen) {
+  await page.evaluate(axeSource); // DevTools evaluation: the app's CSP does not apply
+  const res = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ["violations"] });
+    return r.violations.map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join("; ")}`);
+  });
+  if (res.length) {
+    axeFindings.push(...res.map((r) => `${screen}: ${r}`));
+    throw new Error(`axe found ${res.length} problem(s) on ${screen}: ${res.join(" | ")}`);
+  }
+}
 const shot = (page, name) => page.screenshot({ path: path.join(shots, name + ".png"), fullPage: true });
 
 const email = `e2e-${Date.now()}@example.com`;
@@ -64,9 +79,11 @@ await step("sign up and sign in", async () => {
   await page.goto(base + "/");
   await page.getByRole("heading", { name: "Sign in" }).waitFor();
   await shot(page, "01-sign-in");
+  await axe(page, "sign-in");
   await signIn(page, true);
   await page.getByText("This folder is empty").waitFor();
   await shot(page, "02-files-empty");
+  await axe(page, "files (empty)");
 });
 
 await step("create a folder and a file, then edit it", async () => {
@@ -82,6 +99,7 @@ await step("create a folder and a file, then edit it", async () => {
   await page.getByRole("button", { name: "Save" }).click();
   await page.getByRole("button", { name: "Save" }).isDisabled();
   await shot(page, "03-editor");
+  await axe(page, "editor");
   await page.getByRole("button", { name: "Close" }).click();
   await page.getByRole("link", { name: "todo.md", exact: true }).waitFor();
   await shot(page, "04-folder");
@@ -105,6 +123,7 @@ await step("a conflicting edit from a second browser gets the 412 flow and loses
   const theirs = await page.getByLabel("Their version").inputValue();
   if (!mine.includes("(mine)") || !theirs.includes("(theirs)")) throw new Error(`versions: ${mine} / ${theirs}`);
   await shot(page, "05-conflict");
+  await axe(page, "conflict");
   await page.getByRole("button", { name: "Keep mine" }).click();
   await page.getByText("Someone else saved this file").waitFor({ state: "detached" });
   await page.getByRole("button", { name: "Close" }).click();
@@ -142,6 +161,7 @@ await step("the verifier streams a build to completion", async () => {
   await page.getByRole("button", { name: "Check" }).click();
   await page.getByRole("status", { name: "Outcome" }).getByText("Verified").waitFor({ timeout: 20000 });
   await shot(page, "07-verifier");
+  await axe(page, "verifier with a run");
 });
 
 await step("the evaluator shows a refusal next to the leg", async () => {
@@ -156,8 +176,37 @@ await step("the evaluator shows a refusal next to the leg", async () => {
   await page.getByRole("button", { name: "Iron condor" }).click();
   await page.getByRole("button", { name: "Evaluate" }).click();
   await page.locator('dl[aria-label="Strategy"]').getByText("iron_condor", { exact: true }).waitFor();
-  await page.getByRole("status", { name: "Outcome" }).waitFor({ timeout: 20000 });
+  await page.getByRole("status", { name: "Outcome" }).getByText("Evaluated").waitFor({ timeout: 20000 });
+  await page.getByRole("group", { name: "Result" }).getByRole("table").waitFor();
   await shot(page, "09-evaluator");
+  await axe(page, "evaluator with a run");
+});
+
+await step("the payoff chart: drawn and labelled, redrawn as legs change, and its figures are the server's", async () => {
+  const chart = page.getByRole("img", { name: /^Payoff diagram at expiry/ });
+  for (const preset of ["Iron condor", "Vertical spread", "Butterfly", "Long call"]) {
+    await page.getByRole("button", { name: preset, exact: true }).click();
+    const label = await chart.getAttribute("aria-label");
+    await page.getByRole("button", { name: "Evaluate" }).click();
+    const dl = page.locator('dl[aria-label="Strategy"]');
+    await dl.waitFor();
+    const dd = async (term) => (await dl.locator(`dt:text-is("${term}") + dd`).innerText()).trim();
+    const [loss, gain, bes] = [await dd("Maximum loss"), await dd("Maximum gain"), await dd("Break-evens")];
+    const want = `maximum loss ${Number(loss)}, maximum gain ${gain === "unbounded" ? "unbounded" : Number(gain)}, ` +
+      (bes ? "break-evens at " + bes.split(", ").map(Number).join(" and ") : "no break-even");
+    if (!label.includes(want)) throw new Error(`${preset}: the chart says "${label}", the server "${want}"`);
+  }
+  await page.getByRole("button", { name: "Iron condor", exact: true }).click();
+  const before = await chart.getAttribute("aria-label");
+  if (!before.includes("maximum loss 3, maximum gain 2, break-evens at 93 and 107")) throw new Error("iron condor chart: " + before);
+  await page.getByLabel("Leg 4 strike").fill("115");
+  await page.waitForFunction((b) => document.querySelector('svg[role="img"]').getAttribute("aria-label") !== b, before);
+  const after = await chart.getAttribute("aria-label");
+  if (!after.includes("maximum loss 8")) throw new Error("the chart did not follow the new strike: " + after);
+  await chart.focus();
+  await page.keyboard.press("ArrowRight");
+  await page.getByText(/^At [\d.]+: (profit|loss) /).waitFor();
+  await shot(page, "13-payoff");
 });
 
 // Failures the user must understand, with their unsaved text kept. The
@@ -201,6 +250,7 @@ await step("an expired session keeps the unsaved text under the sign-in dialog",
   await page.getByRole("button", { name: "Save" }).click();
   const dialog = page.getByRole("dialog", { name: "Session expired" });
   await dialog.waitFor();
+  await axe(page, "session expired");
   await page.unroute("**/api/files/**");
   await page.unroute("**/api/auth/refresh");
   await dialog.getByLabel("E-mail").fill(email);
@@ -314,6 +364,7 @@ async function lossless(label, options) {
     await p.getByLabel("Password").fill("short");
     await rules.getByText("at least 8 characters (not yet)").waitFor();
     await noSideScroll(p, width, "the sign-up screen");
+    await axe(p, `${label} sign-up`);
     await p.getByLabel("Password").fill(password);
     if ((await rules.locator("li.met").count()) !== 5) throw new Error("a good password does not meet every rule");
     await p.getByRole("button", { name: "Create account", exact: true }).click();
@@ -338,6 +389,7 @@ async function lossless(label, options) {
     await p.getByText("It is not text").waitFor();
     if (await p.getByLabel("Contents", { exact: true }).count()) throw new Error("a binary file opened in the editor");
     await noSideScroll(p, width, "the file card");
+    await axe(p, `${label} file card`);
   });
 
   await step(`${label}: a rename refused by a concurrent change leaves exactly one file`, async () => {
@@ -349,6 +401,7 @@ async function lossless(label, options) {
     await p.getByRole("button", { name: "Rename kept/renamed.bin" }).click();
     await p.getByRole("alert").getByText("was changed or removed since this list was loaded").waitFor();
     await noSideScroll(p, width, "a folder");
+    await axe(p, `${label} folder`);
     const list = JSON.parse((await api("GET", "/api/files?prefix=kept/")).bytes);
     const names = list.files.map((f) => f.path).join(",");
     if (names !== "kept/renamed.bin") throw new Error("files after the refused rename: " + names);
@@ -370,6 +423,7 @@ async function lossless(label, options) {
     const ask = p.getByRole("dialog").filter({ hasText: "already exists" });
     await ask.waitFor();
     await noSideScroll(p, width, "the upload question");
+    await axe(p, `${label} upload question`);
     await ask.getByRole("button", { name: "Keep both" }).click();
     await p.getByRole("link", { name: "notes (2).md", exact: true }).waitFor();
     await drop("skipped copy");
@@ -448,6 +502,7 @@ async function lossless(label, options) {
     const cancels = runs.getByRole("button", { name: /^Cancel the run/ });
     await p.waitForFunction(() => document.querySelectorAll('[aria-label="Your runs"] button[aria-label^="Cancel the run"]').length >= 4);
     await noSideScroll(p, width, "the verifier with its runs");
+    await axe(p, `${label} verifier with runs`);
     while ((await cancels.count()) > 0) {
       await cancels.first().click();
       await p.waitForTimeout(200);
@@ -462,6 +517,7 @@ async function lossless(label, options) {
     await p.getByRole("link", { name: "Evaluator" }).click();
     await p.getByRole("heading", { name: "Evaluator" }).waitFor();
     await noSideScroll(p, width, "the evaluator");
+    await axe(p, `${label} evaluator`);
     if (label === "phone") await p.screenshot({ path: path.join(shots, "12-phone-evaluator.png"), fullPage: true });
   });
 
@@ -477,5 +533,6 @@ await lossless("desktop", { viewport: { width: 1100, height: 800 } });
 await lossless("phone", { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
 
 await browser.close();
+if (axeFindings.length) console.log("axe findings:\n" + axeFindings.join("\n"));
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

@@ -1,4 +1,4 @@
-import { useEffect, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { Account } from "./Account";
 import { Files } from "./Files";
 import { Verify } from "./Verify";
@@ -26,6 +26,24 @@ function unsavedFiles(): string[] {
   return draftNames()
     .filter((n) => n.startsWith("file:"))
     .map((n) => n.slice(5));
+}
+
+// ExpiredDialog asks to sign in again over the page, which keeps its
+// unsaved text. A native modal <dialog>: focus moves into it and stays
+// there, and Escape does not dismiss it (there is nothing to go back to).
+function ExpiredDialog() {
+  const ref = useRef<HTMLDialogElement>(null);
+  useEffect(() => {
+    const d = ref.current;
+    if (d && !d.open) d.showModal();
+    return () => d?.close();
+  }, []);
+  return (
+    <dialog ref={ref} aria-label="Session expired" className="notice dialog" onCancel={(e) => e.preventDefault()}>
+      <p>Your session has expired. Sign in again to go on; what you were doing below is kept.</p>
+      <Account />
+    </dialog>
+  );
 }
 
 export function App() {
@@ -87,12 +105,7 @@ export function App() {
       <main>
         {signedIn === null && <p>Loading…</p>}
         {signedIn === false && !expired && <Account />}
-        {expired && (
-          <div role="dialog" aria-modal="true" aria-label="Session expired" className="notice">
-            <p>Your session has expired. Sign in again to go on; what you were doing below is kept.</p>
-            <Account />
-          </div>
-        )}
+        {expired && <ExpiredDialog />}
         {showPages && section === "/verify" && <Verify route={route} />}
         {showPages && section === "/evaluate" && <Evaluate route={route} />}
         {showPages && section === "/files/" && <Files route={route} />}

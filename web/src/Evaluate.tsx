@@ -3,6 +3,8 @@ import { ApiError } from "./api";
 import { client, message } from "./session";
 import { JobList, JobView, useJobs } from "./Jobs";
 import { Route, navigate } from "./route";
+import { PayoffChart } from "./PayoffChart";
+import { chartable } from "./payoff";
 import { loadDraft, saveDraft } from "./drafts";
 
 type Leg = { side: string; right: string; strike: string; expiry: string; quantity: string; premium: string };
@@ -57,6 +59,7 @@ export function Evaluate({ route }: { route: Route }) {
     setUnderlyingState(u);
     keep(u, legs);
   };
+  const chartLegs = chartable(legs);
   const set = (i: number, k: keyof Leg, v: string) => setLegs(legs.map((l, j) => (j === i ? { ...l, [k]: v } : l)));
 
   async function submit(e: FormEvent) {
@@ -95,7 +98,7 @@ export function Evaluate({ route }: { route: Route }) {
         <label htmlFor="underlying">Underlying</label>
         <input id="underlying" value={underlying} onChange={(e) => setUnderlying(e.target.value)} />
         <table className="legs">
-          <thead><tr><th>#</th><th>Side</th><th>Right</th><th>Strike</th><th>Expiry</th><th>Qty</th><th>Premium</th><th /></tr></thead>
+          <thead><tr><th>#</th><th>Side</th><th>Right</th><th>Strike</th><th>Expiry</th><th>Qty</th><th>Premium</th><th><span className="sr-only">Remove</span></th></tr></thead>
           <tbody>
             {legs.map((l, i) => (
               <tr key={i} className={error?.leg === i ? "invalid" : undefined}>
@@ -120,6 +123,7 @@ export function Evaluate({ route }: { route: Route }) {
         </p>
       </form>
       {error && error.leg === undefined && <p className="error" role="alert">{error.msg}</p>}
+      {chartLegs && <PayoffChart legs={chartLegs} />}
       <JobList jobs={jobs} current={job} onShow={show} onChange={reload} />
       {answer && answer.id === job && (
         <dl aria-label="Strategy">
@@ -129,7 +133,7 @@ export function Evaluate({ route }: { route: Route }) {
           <dt>Break-evens</dt><dd>{answer.breakevens.join(", ")}</dd>
         </dl>
       )}
-      {job && <JobView key={job} id={job} onDone={reload} />}
+      {job && <JobView key={job} id={job} kind="evaluate" onDone={reload} />}
     </>
   );
 }

@@ -225,6 +225,7 @@ function Folder({ prefix }: { prefix: string }) {
   return (
     <section aria-label="Files" onDragOver={(e) => { e.preventDefault(); setOver(true); }} onDragLeave={() => setOver(false)} onDrop={onDrop}>
       <Breadcrumbs prefix={prefix} />
+      <h1>{prefix ? prefix.split("/").filter(Boolean).pop() : "Your HQ files"}</h1>
       <p className="row">
         <button onClick={() => newItem("file")}>New file</button>
         <button onClick={() => newItem("folder")}>New folder</button>

@@ -7,7 +7,7 @@ import { client, message } from "./session";
 // file:line:col, collapsible logs, results and the final outcome. It
 // resumes after a dropped connection without losing events.
 // Callers key it by the job's id: another job is another view.
-export function JobView({ id, onDone }: { id: string; onDone?: () => void }) {
+export function JobView({ id, kind, onDone }: { id: string; kind: "verify" | "evaluate"; onDone?: () => void }) {
   const [events, setEvents] = useState<JobEvent[]>([]);
   const [status, setStatus] = useState("connecting");
   const [error, setError] = useState("");
@@ -20,14 +20,17 @@ export function JobView({ id, onDone }: { id: string; onDone?: () => void }) {
     return () => ac.abort();
   }, [id]);
   const progress = [...events].reverse().find((e) => e.type === "progress");
+  const stage = [...events].reverse().find((e) => e.data.stage && e.data.stage !== "done")?.data.stage;
   const done = events.find((e) => e.type === "done")?.data as (EventData & DoneData) | undefined;
   const diags = events.filter((e) => e.type === "diagnostic");
   const logs = events.filter((e) => e.type === "log" || e.type === "status");
   const results = events.filter((e) => e.type === "result");
   return (
-    <section aria-label="Job" aria-live="polite">
+    // Only the status lines are live regions (the stage, then the outcome):
+    // a screen reader hears those, not every line of the log.
+    <section aria-label="Job">
       {error && <p className="error" role="alert">{error}</p>}
-      {!done && <p role="status">{status === "reconnecting" ? "Connection lost; reconnecting without losing events…" : "Running…"}</p>}
+      {!done && <p role="status">{status === "reconnecting" ? "Connection lost; reconnecting without losing events…" : `Running${stage ? ": " + stage : "…"}`}</p>}
       {!done && <button onClick={() => client.request("DELETE", "/api/jobs/" + id).then(() => onDone?.())}>Cancel</button>}
       {progress && (
         <p>
@@ -44,7 +47,7 @@ export function JobView({ id, onDone }: { id: string; onDone?: () => void }) {
         </ul>
       )}
       {results.map((r) => (
-        <pre key={r.id} aria-label="Result">{JSON.stringify(r.data.result, null, 2)}</pre>
+        <ResultTable key={r.id} result={r.data.result} />
       ))}
       <details>
         <summary>Log ({logs.length} lines)</summary>
@@ -52,7 +55,7 @@ export function JobView({ id, onDone }: { id: string; onDone?: () => void }) {
       </details>
       {done && (
         <p className={done.ok ? "notice" : "error"} role="status" aria-label="Outcome">
-          {done.cancelled ? "Cancelled" : done.limit ? `Stopped: the ${done.limit} limit was reached` : done.verified ? "Verified ✔" : done.ok ? "Succeeded" : "Failed"}
+          {done.cancelled ? "Cancelled" : done.limit ? `Stopped: the ${done.limit} limit was reached` : done.verified ? (kind === "evaluate" ? "Evaluated ✔" : "Verified ✔") : done.ok ? "Succeeded" : "Failed"}
           {done.cached ? " (cached result)" : ""}
           {done.exitCode !== null && done.exitCode !== undefined ? ` · exit code ${done.exitCode}` : ""} · {done.durationMs} ms
         </p>
@@ -106,5 +109,33 @@ export function JobList({ jobs, current, onShow, onChange }: { jobs: JobSummary[
         ))}
       </ul>
     </section>
+  );
+}
+
+// ResultTable shows the kernel's result as a table of its fields, the raw
+// JSON behind a disclosure.
+function ResultTable({ result }: { result: unknown }) {
+  const rows = result && typeof result === "object" && !Array.isArray(result) ? Object.entries(result as Record<string, unknown>) : [];
+  const show = (v: unknown) => (typeof v === "object" && v !== null ? JSON.stringify(v) : String(v));
+  return (
+    <div role="group" aria-label="Result">
+      {rows.length > 0 && (
+        <table className="result">
+          <caption className="sr-only">The evaluation's result</caption>
+          <tbody>
+            {rows.map(([k, v]) => (
+              <tr key={k}>
+                <th scope="row">{k}</th>
+                <td>{show(v)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <details>
+        <summary>Raw result (JSON)</summary>
+        <pre>{JSON.stringify(result, null, 2)}</pre>
+      </details>
+    </div>
   );
 }

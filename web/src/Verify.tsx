@@ -58,7 +58,7 @@ export function Verify({ route }: { route: Route }) {
       </form>
       {error && <p className="error" role="alert">{error}</p>}
       <JobList jobs={jobs} current={job} onShow={show} onChange={reload} />
-      {job && <JobView key={job} id={job} onDone={reload} />}
+      {job && <JobView key={job} id={job} kind="verify" onDone={reload} />}
     </>
   );
 }
