@@ -209,6 +209,44 @@ await step("the payoff chart: drawn and labelled, redrawn as legs change, and it
   await shot(page, "13-payoff");
 });
 
+await step("Markdown previews rendered and sanitised, YAML highlighted; the listing filters and moves by keyboard", async () => {
+  await page.goto(base + "/files/notes/");
+  await page.getByRole("link", { name: "todo.md", exact: true }).waitFor();
+  page.nextDialogValue = "preview.md";
+  await page.keyboard.press("n"); // the shortcut for a new file
+  await page.getByLabel("Contents", { exact: true }).fill('# Quarterly notes\n\n<script>window.pwned = 1</script>\n\n<img src="x" onerror="window.pwned = 2">\n\n![chart](https://evil.example/c.png)\n\n- one\n- two\n');
+  const preview = page.getByRole("region", { name: "Preview" });
+  await preview.getByRole("heading", { name: "Quarterly notes", level: 1 }).waitFor();
+  await preview.getByRole("listitem").filter({ hasText: "two" }).waitFor();
+  if (await preview.locator("script, img, [onerror]").count()) throw new Error("the preview kept a script, an image or a handler");
+  await preview.getByText("[image: chart]").waitFor(); // a remote image becomes a link, never fetched
+  if (await page.evaluate(() => window.pwned)) throw new Error("a script in the Markdown ran");
+  await shot(page, "14-preview");
+  await axe(page, "Markdown preview");
+  await page.keyboard.press("Control+S");
+  await page.getByText("Unsaved changes", { exact: true }).waitFor({ state: "detached" });
+  await page.getByRole("button", { name: "Close" }).click();
+  page.nextDialogValue = "registry.yaml";
+  await page.getByRole("button", { name: "New file" }).click();
+  await page.getByLabel("Contents", { exact: true }).fill("workers:\n  - name: verifier\n    cores: 2\n");
+  await page.getByRole("region", { name: "Preview" }).locator(".hljs-attr").first().waitFor();
+  await page.keyboard.press("Control+S");
+  await page.getByText("Unsaved changes", { exact: true }).waitFor({ state: "detached" });
+  await page.getByRole("button", { name: "Close" }).click();
+  // "/" focuses the filter; the listing narrows to what matches.
+  await page.getByRole("link", { name: "preview.md", exact: true }).waitFor();
+  await page.keyboard.press("/");
+  await page.keyboard.type("regis");
+  await page.getByRole("link", { name: "registry.yaml", exact: true }).waitFor();
+  if (await page.getByRole("link", { name: "preview.md", exact: true }).count()) throw new Error("the filter kept preview.md");
+  await page.getByLabel("Filter").fill("");
+  // The arrow keys move through the names.
+  await page.getByRole("link", { name: "README.md", exact: true }).focus();
+  await page.keyboard.press("ArrowDown");
+  const focused = await page.evaluate(() => document.activeElement?.textContent);
+  if (focused === "README.md") throw new Error("ArrowDown did not move through the listing");
+});
+
 // Failures the user must understand, with their unsaved text kept. The
 // server's answers are replaced in the browser (page.route) to make them
 // happen on demand.

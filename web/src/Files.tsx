@@ -1,8 +1,9 @@
-import { DragEvent, useCallback, useEffect, useEffectEvent, useRef, useState } from "react";
+import { DragEvent, KeyboardEvent, useCallback, useDeferredValue, useEffect, useEffectEvent, useMemo, useRef, useState } from "react";
 import { ApiError, FileEntry, Listing, asText, encodePath, formatSize, list, move, readText, remove, writeText, API_BASE } from "./api";
 import { client, message } from "./session";
 import { Route, filesPath, filesURL, linkTo, navigate } from "./route";
 import { dropDraft, loadDraft, saveDraft } from "./drafts";
+import { PreviewKind, previewKind, render } from "./preview";
 
 // Files larger than this open as a download card, never in the editor: a
 // textarea with megabytes of text freezes the tab.
@@ -88,6 +89,39 @@ function Folder({ prefix }: { prefix: string }) {
   const [uploads, setUploads] = useState<Upload[]>([]);
   const [over, setOver] = useState(false);
   const [ask, setAsk] = useState<{ name: string; answer: (c: Choice) => void } | null>(null);
+  const [filter, setFilter] = useState("");
+  const filterRef = useRef<HTMLInputElement>(null);
+  const newFile = useEffectEvent(() => newItem("file"));
+  // Shortcuts of the listing: "/" to filter, "n" for a new file (when not
+  // typing), the arrow keys to move through the names.
+  useEffect(() => {
+    const keys = (e: globalThis.KeyboardEvent) => {
+      const t = e.target as HTMLElement;
+      if (e.ctrlKey || e.metaKey || e.altKey || t.closest("input, textarea, select, dialog")) return;
+      if (e.key === "/") {
+        e.preventDefault();
+        filterRef.current?.focus();
+      } else if (e.key === "n") {
+        e.preventDefault();
+        newFile();
+      }
+    };
+    addEventListener("keydown", keys);
+    return () => removeEventListener("keydown", keys);
+  }, []);
+  function moveThrough(e: KeyboardEvent<HTMLAnchorElement>) {
+    if (e.key !== "ArrowDown" && e.key !== "ArrowUp") return;
+    const table = e.currentTarget.closest("table");
+    if (!table) return;
+    const links = Array.from(table.querySelectorAll<HTMLAnchorElement>("td:first-child a"));
+    const i = links.indexOf(document.activeElement as HTMLAnchorElement);
+    const next = links[e.key === "ArrowDown" ? Math.min(links.length - 1, i + 1) : Math.max(0, i - 1)];
+    if (next) {
+      e.preventDefault();
+      next.focus();
+    }
+  }
+  const shown = (name: string) => !filter || name.toLowerCase().includes(filter.toLowerCase());
   const listingRef = useRef<Listing | null>(null); // for uploads' free names
   useEffect(() => {
     listingRef.current = listing;
@@ -227,11 +261,15 @@ function Folder({ prefix }: { prefix: string }) {
       <Breadcrumbs prefix={prefix} />
       <h1>{prefix ? prefix.split("/").filter(Boolean).pop() : "Your HQ files"}</h1>
       <p className="row">
-        <button onClick={() => newItem("file")}>New file</button>
+        <button onClick={() => newItem("file")} aria-keyshortcuts="n">New file</button>
         <button onClick={() => newItem("folder")}>New folder</button>
         <label className="row upload">
           Upload <input type="file" multiple aria-label="Upload files" onChange={(e) => e.target.files && addFiles(e.target.files)} />
         </label>
+      </p>
+      <p>
+        <label htmlFor="filter" className="inline">Filter</label>{" "}
+        <input id="filter" ref={filterRef} type="search" value={filter} onChange={(e) => setFilter(e.target.value)} aria-keyshortcuts="/" placeholder="name contains…" />
       </p>
       <div className={"dropzone" + (over ? " over" : "")}>Drop files here to upload them to this folder</div>
       {ask && <AskDialog name={ask.name} answer={ask.answer} />}
@@ -253,12 +291,12 @@ function Folder({ prefix }: { prefix: string }) {
         <table className="files">
           <thead><tr><th>Name</th><th>Size</th><th className="wide">Modified</th><th><span className="sr-only">Actions</span></th></tr></thead>
           <tbody>
-            {listing.folders.map((f) => (
-              <tr key={f}><td><a {...linkTo(filesURL(f))}>📁 {f.slice(prefix.length)}</a></td><td /><td className="wide" /><td /></tr>
+            {listing.folders.filter((f) => shown(f.slice(prefix.length))).map((f) => (
+              <tr key={f}><td><a href={filesURL(f)} onClick={linkTo(filesURL(f)).onClick} onKeyDown={moveThrough}>📁 {f.slice(prefix.length)}</a></td><td /><td className="wide" /><td /></tr>
             ))}
-            {listing.files.map((f) => (
+            {listing.files.filter((f) => shown(f.path.slice(prefix.length))).map((f) => (
               <tr key={f.path}>
-                <td className="name"><a {...linkTo(filesURL(f.path))}>{f.path.slice(prefix.length)}</a></td>
+                <td className="name"><a href={filesURL(f.path)} onClick={linkTo(filesURL(f.path)).onClick} onKeyDown={moveThrough}>{f.path.slice(prefix.length)}</a></td>
                 <td>{formatSize(f.size)}</td>
                 <td className="wide">{new Date(f.lastModified).toLocaleString()}</td>
                 <td className="row actions">
@@ -272,6 +310,20 @@ function Folder({ prefix }: { prefix: string }) {
         </table>
       )}
       {listing?.nextToken && <button onClick={() => load(prefix, listing.nextToken)} disabled={loading}>Load more</button>}
+    </section>
+  );
+}
+
+// Preview shows a rendered Markdown file, or a highlighted YAML, JSON or
+// Lean one, beside the editor; it follows the text as it is typed (on the
+// deferred value, so typing stays quick in a long file).
+function Preview({ kind, text }: { kind: PreviewKind; text: string }) {
+  const deferred = useDeferredValue(text);
+  const html = useMemo(() => render(kind, deferred), [kind, deferred]);
+  return (
+    <section aria-label="Preview" className={"preview preview-" + kind}>
+      <h2 className="sr-only">Preview</h2>
+      <div dangerouslySetInnerHTML={{ __html: html }} />
     </section>
   );
 }
@@ -483,6 +535,7 @@ function Editor({ path, isNew }: { path: string; isNew: boolean }) {
     );
   }
   const dirty = open.text !== open.original || !open.etag;
+  const kind = previewKind(path);
   const when = open.restored ? new Date(open.restored.at).toLocaleTimeString() : "";
   return (
     <section aria-label="Editor">
@@ -525,8 +578,13 @@ function Editor({ path, isNew }: { path: string; isNew: boolean }) {
         </>
       ) : (
         <>
-          <label htmlFor="editor">Contents</label>
-          <textarea id="editor" value={open.text} onChange={(e) => edit(e.target.value)} />
+          <div className={kind ? "with-preview" : undefined}>
+            <div>
+              <label htmlFor="editor">Contents</label>
+              <textarea id="editor" value={open.text} onChange={(e) => edit(e.target.value)} />
+            </div>
+            {kind && <Preview kind={kind} text={open.text} />}
+          </div>
           <p className="row">
             <button className="primary" onClick={() => save()} disabled={!dirty || saving} aria-keyshortcuts="Control+S Meta+S">{saving ? "Saving…" : "Save"}</button>
             <button onClick={close} disabled={saving}>Close</button>
