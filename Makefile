@@ -48,10 +48,11 @@ test: tools web helper vet
 	@bash scripts/check-tree.sh after bin/.tree-before
 
 # The committed pictures of the app (docs/screenshots), taken by the
-# browser tests; make bench refreshes docs/BENCHMARKS.md. make test writes
-# neither: its screenshots go to a temporary directory.
+# browser tests, and the Lighthouse scores (docs/LIGHTHOUSE.md); make bench
+# refreshes docs/BENCHMARKS.md. make test writes none of them: its
+# screenshots and scores go to a temporary directory.
 docs: tools web helper
-	HQD_SCREENSHOTS=1 HQD_TOOLS_DIR=$${HQD_TOOLS_DIR:-$$HOME/.cache/hqd/tools} $(GO) test -count=1 -run '^TestPWA$$' ./cmd/hqd/
+	HQD_SCREENSHOTS=1 HQD_TOOLS_DIR=$${HQD_TOOLS_DIR:-$$HOME/.cache/hqd/tools} $(GO) test -count=1 -run '^(TestPWA|TestLighthouse)$$' ./cmd/hqd/
 
 # The Dockerfile's runtime stage built with podman from bin/hqd on a local
 # stand-in for its distroless base (no registry is reachable here), run as

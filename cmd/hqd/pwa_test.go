@@ -52,3 +52,28 @@ func TestPWA(t *testing.T) {
 		t.Fatalf("browser tests failed: %v", err)
 	}
 }
+
+// TestLighthouse runs Lighthouse (web/e2e/lighthouse.mjs: the npm package
+// driving Debian's Chromium) on the sign-in screen and the signed-in files
+// screen of hqd dev: every category at least 95. make docs keeps the
+// scores in docs/LIGHTHOUSE.md (HQD_SCREENSHOTS=1); make test writes them
+// to a temporary file.
+func TestLighthouse(t *testing.T) {
+	if !web.Built() {
+		t.Fatal("this binary carries no PWA: run `make web` (make test does) before go test")
+	}
+	root, _ := filepath.Abs("../..")
+	h := startHQD(t, nil, "dev", "--addr=127.0.0.1:0", "--metrics-addr=", "--data-dir="+t.TempDir())
+	h.waitReady()
+	out := filepath.Join(t.TempDir(), "LIGHTHOUSE.md")
+	if os.Getenv("HQD_SCREENSHOTS") == "1" {
+		out = filepath.Join(root, "docs", "LIGHTHOUSE.md")
+	}
+	cmd := exec.Command("node", "e2e/lighthouse.mjs", h.URL, out)
+	cmd.Dir = filepath.Join(root, "web")
+	b, err := cmd.CombinedOutput()
+	t.Logf("lighthouse:\n%s", b)
+	if err != nil {
+		t.Fatalf("Lighthouse: a score under 95, or the run failed: %v", err)
+	}
+}

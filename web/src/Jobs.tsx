@@ -93,7 +93,7 @@ export function useJobs(kind: string): { jobs: JobSummary[]; reload: () => void 
 export function JobList({ jobs, current, onShow, onChange }: { jobs: JobSummary[]; current: string; onShow: (id: string) => void; onChange: () => void }) {
   if (jobs.length === 0) return null;
   const outcome = (j: JobSummary) =>
-    j.status !== "done" ? j.status : j.done?.cancelled ? "cancelled" : j.done?.limit ? `stopped (${j.done.limit})` : j.done?.verified ? "verified" : j.done?.ok ? "succeeded" : "failed";
+    j.status !== "done" ? j.status : j.done?.cancelled ? "cancelled" : j.done?.limit ? `stopped (${j.done.limit})` : j.done?.verified ? (j.kind === "evaluate" ? "evaluated" : "verified") : j.done?.ok ? "succeeded" : "failed";
   return (
     <section aria-label="Your runs">
       <h2>Your runs</h2>
