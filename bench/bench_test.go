@@ -7,7 +7,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -133,21 +132,13 @@ func start(t *testing.T, env ...string) *proc {
 
 func signIn(t *testing.T, base string) string {
 	t.Helper()
-	call := func(action string, body string) map[string]any {
-		req, _ := http.NewRequest("POST", base+"/dev/cognito/", strings.NewReader(body))
-		req.Header.Set("X-Amz-Target", "AWSCognitoIdentityProviderService."+action)
-		req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&out)
+	call := func(action string, in any) map[string]any {
+		_, out := itest.CognitoCall(t, base+"/dev/cognito/", action, in)
 		return out
 	}
-	call("SignUp", `{"ClientId":"hqddevclient","Username":"bench@example.com","Password":"Passw0rd!"}`)
-	out := call("InitiateAuth", `{"ClientId":"hqddevclient","AuthFlow":"USER_PASSWORD_AUTH","AuthParameters":{"USERNAME":"bench@example.com","PASSWORD":"Passw0rd!"}}`)
+	call("SignUp", map[string]any{"ClientId": "hqddevclient", "Username": "bench@example.com", "Password": "Passw0rd!"})
+	out := call("InitiateAuth", map[string]any{"ClientId": "hqddevclient", "AuthFlow": "USER_PASSWORD_AUTH",
+		"AuthParameters": map[string]string{"USERNAME": "bench@example.com", "PASSWORD": "Passw0rd!"}})
 	ar, _ := out["AuthenticationResult"].(map[string]any)
 	tok, _ := ar["AccessToken"].(string)
 	if tok == "" {

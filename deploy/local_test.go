@@ -128,19 +128,9 @@ func TestLocalStack(t *testing.T) {
 	// as its log's code would), sign in, store a file, refresh for STS.
 	cognito := func(action string, in any) map[string]any {
 		t.Helper()
-		body, _ := json.Marshal(in)
-		req, _ := http.NewRequest("POST", env["HQD_COGNITO_ENDPOINT"]+"/", bytes.NewReader(body))
-		req.Header.Set("X-Amz-Target", "AWSCognitoIdentityProviderService."+action)
-		req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&out)
-		if resp.StatusCode != 200 {
-			t.Fatalf("%s = %d %v", action, resp.StatusCode, out)
+		status, out := itest.CognitoCall(t, env["HQD_COGNITO_ENDPOINT"]+"/", action, in)
+		if status != 200 {
+			t.Fatalf("%s = %d %v", action, status, out)
 		}
 		return out
 	}

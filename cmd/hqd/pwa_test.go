@@ -44,13 +44,18 @@ func TestPWA(t *testing.T) {
 	if os.Getenv("HQD_SCREENSHOTS") == "1" {
 		shots = filepath.Join(root, "docs", "screenshots")
 	}
-	cmd := exec.Command("node", "e2e/run.mjs", h.URL, shots)
-	cmd.Dir = filepath.Join(root, "web")
-	out, err := cmd.CombinedOutput()
-	t.Logf("browser tests:\n%s", out)
-	if err != nil {
-		t.Fatalf("browser tests failed: %v", err)
+	if out, err := webScript(root, "e2e/run.mjs", h.URL, shots); err != nil {
+		t.Fatalf("browser tests failed: %v\n%s", err, out)
+	} else {
+		t.Logf("browser tests:\n%s", out)
 	}
+}
+
+// webScript runs one of web/e2e's Node scripts.
+func webScript(root, script string, args ...string) ([]byte, error) {
+	cmd := exec.Command("node", append([]string{script}, args...)...)
+	cmd.Dir = filepath.Join(root, "web")
+	return cmd.CombinedOutput()
 }
 
 // TestLighthouse runs Lighthouse (web/e2e/lighthouse.mjs: the npm package
@@ -69,9 +74,7 @@ func TestLighthouse(t *testing.T) {
 	if os.Getenv("HQD_SCREENSHOTS") == "1" {
 		out = filepath.Join(root, "docs", "LIGHTHOUSE.md")
 	}
-	cmd := exec.Command("node", "e2e/lighthouse.mjs", h.URL, out)
-	cmd.Dir = filepath.Join(root, "web")
-	b, err := cmd.CombinedOutput()
+	b, err := webScript(root, "e2e/lighthouse.mjs", h.URL, out)
 	t.Logf("lighthouse:\n%s", b)
 	if err != nil {
 		t.Fatalf("Lighthouse: a score under 95, or the run failed: %v", err)

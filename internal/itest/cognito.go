@@ -1,8 +1,11 @@
 package itest
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os/exec"
 	"testing"
 	"time"
@@ -97,4 +100,26 @@ func (c *Cognito) SignIn(tb testing.TB, email, password string) Tokens {
 	}
 	r := auth.AuthenticationResult
 	return Tokens{Access: aws.ToString(r.AccessToken), ID: aws.ToString(r.IdToken), Refresh: aws.ToString(r.RefreshToken)}
+}
+
+// CognitoCall sends one action of Cognito's JSON protocol to endpoint (the
+// dev provider, cognito-local, or Cognito) and returns the status and the
+// decoded answer.
+func CognitoCall(tb testing.TB, endpoint, action string, in any) (int, map[string]any) {
+	tb.Helper()
+	body, err := json.Marshal(in)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", endpoint, bytes.NewReader(body))
+	req.Header.Set("X-Amz-Target", "AWSCognitoIdentityProviderService."+action)
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatalf("%s at %s: %v", action, endpoint, err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
 }
