@@ -64,13 +64,16 @@ func (j *journal) add(src, dst, etag string) (moveEntry, error) {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
 	e := moveEntry{ID: hex.EncodeToString(b[:]), Src: src, Dst: dst, ETag: etag}
-	data, _ := json.Marshal(e) // a plain struct always marshals
-	if err := atomicfile.Write(filepath.Join(j.dir, e.ID+".json"), data); err != nil {
-		return moveEntry{}, &UnavailableError{Op: "move", Temporary: true, Err: fmt.Errorf("move journal: %w", err)}
-	}
+	// Marked as this process's before the file exists: FinishMoves must
+	// never take an entry whose copy may still be on its way.
 	j.mu.Lock()
 	j.active[e.ID] = true
 	j.mu.Unlock()
+	data, _ := json.Marshal(e) // a plain struct always marshals
+	if err := atomicfile.Write(filepath.Join(j.dir, e.ID+".json"), data); err != nil {
+		j.done(e.ID)
+		return moveEntry{}, &UnavailableError{Op: "move", Temporary: true, Err: fmt.Errorf("move journal: %w", err)}
+	}
 	return e, nil
 }
 
@@ -182,16 +185,23 @@ func (s *S3) Move(ctx context.Context, src, dst string, opt CopyOptions) (Info, 
 	if err != nil {
 		return Info{}, err
 	}
+	// From the journal entry on, a client that goes away does not stop the
+	// move half way.
+	ctx = context.WithoutCancel(ctx)
 	inf, err := s.copy(ctx, from, dst, opt.Overwrite, e.ID)
 	if err != nil {
-		s.journal.done(e.ID) // nothing was copied
+		if errors.Is(err, ErrPrecondition) || errors.Is(err, ErrExists) {
+			s.journal.done(e.ID) // refused: nothing was copied
+		} else {
+			// A timeout or a 5xx may come after S3 made the copy: FinishMoves
+			// looks for the move's id on the destination and settles it.
+			s.journal.release(e.ID)
+		}
 		return Info{}, err
 	}
 	if TestHookAfterCopy != nil {
 		TestHookAfterCopy()
 	}
-	// From here the move is decided: a client that goes away does not stop it.
-	ctx = context.WithoutCancel(ctx)
 	switch err := s.Delete(ctx, src, from.ETag); {
 	case err == nil:
 		s.journal.done(e.ID)

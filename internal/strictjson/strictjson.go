@@ -49,21 +49,32 @@ func Decode(data []byte, v any) error { return decode(data, v, false) }
 // twice, is still refused.
 func DecodeAllowUnknown(data []byte, v any) error { return decode(data, v, true) }
 
+// maxDepth bounds how deeply objects and arrays may nest: no request or
+// token hqd reads goes past a handful of levels, and a walk without a
+// bound is a way to spend its memory (20,000 "[" cost 600 MiB).
+const maxDepth = 64
+
+// ErrTooDeep is JSON nested deeper than maxDepth.
+var ErrTooDeep = fmt.Errorf("JSON nested more than %d levels deep", maxDepth)
+
 func decode(data []byte, v any, allowUnknown bool) error {
 	w := walker{allowUnknown: allowUnknown}
-	if err := w.checkNames(json.NewDecoder(bytes.NewReader(data)), reflect.TypeOf(v), ""); err != nil {
-		var ne *NameError
-		if errors.As(err, &ne) {
-			return err
-		}
-		// A syntax error: let encoding/json word it below.
+	wd := json.NewDecoder(bytes.NewReader(data))
+	wd.UseNumber() // 1e400 is a number, not an error that would end the walk early
+	walkErr := w.checkNames(wd, reflect.TypeOf(v), "", 0)
+	var ne *NameError
+	if errors.As(walkErr, &ne) || errors.Is(walkErr, ErrTooDeep) {
+		return walkErr
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if !allowUnknown {
 		dec.DisallowUnknownFields()
 	}
 	if err := dec.Decode(v); err != nil {
-		return err
+		return err // a syntax or type error, worded by encoding/json
+	}
+	if walkErr != nil {
+		return walkErr // never decode what the walk could not check
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return ErrTrailing
@@ -111,7 +122,10 @@ type walker struct{ allowUnknown bool }
 
 // checkNames walks the next JSON value, checking every object's names
 // against t (nil: anything goes, e.g. under a json.RawMessage or an any).
-func (w walker) checkNames(dec *json.Decoder, t reflect.Type, path string) error {
+func (w walker) checkNames(dec *json.Decoder, t reflect.Type, path string, depth int) error {
+	if depth > maxDepth {
+		return ErrTooDeep
+	}
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -157,7 +171,7 @@ func (w walker) checkNames(dec *json.Decoder, t reflect.Type, path string) error
 				}
 				next = ft
 			}
-			if err := w.checkNames(dec, next, join(path, name)); err != nil {
+			if err := w.checkNames(dec, next, join(path, name), depth+1); err != nil {
 				return err
 			}
 		}
@@ -169,7 +183,7 @@ func (w walker) checkNames(dec *json.Decoder, t reflect.Type, path string) error
 			elem = t.Elem()
 		}
 		for i := 0; dec.More(); i++ {
-			if err := w.checkNames(dec, elem, fmt.Sprintf("%s[%d]", path, i+1)); err != nil {
+			if err := w.checkNames(dec, elem, fmt.Sprintf("%s[%d]", path, i+1), depth+1); err != nil {
 				return err
 			}
 		}

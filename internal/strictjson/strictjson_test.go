@@ -56,6 +56,19 @@ func TestDecode(t *testing.T) {
 			t.Errorf("DecodeAllowUnknown(%s) accepted it", in)
 		}
 	}
+	// A number the walk cannot hold must not switch the checks off, and
+	// depth is bounded.
+	for _, in := range []string{`{"extra":1e400,"Target":"b"}`, `{"extra":1e400,"target":"a","target":"b"}`} {
+		if err := strictjson.Decode([]byte(in), &body{}); err == nil {
+			t.Errorf("Decode(%s) accepted it", in)
+		}
+		if err := strictjson.DecodeAllowUnknown([]byte(strings.Replace(in, `"extra"`, `"zz"`, 1)), &body{}); err == nil {
+			t.Errorf("DecodeAllowUnknown(%s) accepted it", in)
+		}
+	}
+	if err := strictjson.Decode([]byte(`{"extra":`+strings.Repeat("[", 20000)), &body{}); !errors.Is(err, strictjson.ErrTooDeep) {
+		t.Errorf("20,000 levels = %v, want ErrTooDeep", err)
+	}
 	var ne *strictjson.NameError
 	if err := strictjson.Decode([]byte(`{"Target":"x"}`), &body{}); !errors.As(err, &ne) || ne.Name != "Target" {
 		t.Errorf("the error is not a NameError: %v", err)

@@ -305,11 +305,15 @@ type authResult struct {
 	TokenType    string `json:"TokenType"`
 }
 
-// clientAddr is the caller's IP, which the sign-in throttle counts by.
+// clientAddr is the caller's IP, which the sign-in throttle counts by; an
+// IPv6 caller by its /64, which one machine commonly has whole.
 func clientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+		return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 	}
 	return host
 }
@@ -344,7 +348,7 @@ func (p *Provider) initiateAuth(body []byte, addr string) (any, error) {
 
 func (p *Provider) passwordAuth(username, password, addr string) (*authResult, error) {
 	email := strings.ToLower(strings.TrimSpace(username))
-	if refused := p.throttle.check(email, addr); refused != nil {
+	if refused := p.throttle.attempt(email, addr); refused != nil {
 		return nil, refused
 	}
 	p.mu.Lock()
@@ -354,14 +358,12 @@ func (p *Provider) passwordAuth(username, password, addr string) (*authResult, e
 	wrong := errorf("NotAuthorizedException", "Incorrect username or password.")
 	if u == nil {
 		_ = bcrypt.CompareHashAndPassword(dummyHash(), []byte(password)) // same time either way
-		p.throttle.failed(email, addr)
 		return nil, wrong
 	}
 	if bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(password)) != nil {
-		p.throttle.failed(email, addr)
 		return nil, wrong
 	}
-	p.throttle.succeeded(email)
+	p.throttle.succeeded(email, addr)
 	refresh := randomToken()
 	origin := newUUID()
 	if err := p.sessions.put(hashToken(refresh), &session{Sub: u.Sub, OriginJTI: origin, Expires: time.Now().Add(p.cfg.RefreshTTL).UTC()}); err != nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/quantapix/hqd/internal/atomicfile"
@@ -15,25 +16,38 @@ import (
 // sessionStore keeps each live refresh session as a small file of its own
 // (named by the SHA-256 of its refresh token), so that a sign-in, a
 // rotation or a revocation writes or removes one file and never rewrites
-// the accounts. Expired ones are swept when the provider starts.
-type sessionStore struct{ dir string }
+// the accounts. Expired ones are swept when the provider starts and then
+// at most hourly, on a sign-in.
+type sessionStore struct {
+	dir       string
+	mu        sync.Mutex
+	lastSweep time.Time
+}
 
 func openSessions(dir string) (*sessionStore, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	s := &sessionStore{dir: dir}
-	ents, err := os.ReadDir(dir)
+	return s, s.sweep()
+}
+
+// sweep removes expired sessions (and torn temp files).
+func (s *sessionStore) sweep() error {
+	ents, err := os.ReadDir(s.dir)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	now := time.Now()
 	for _, e := range ents {
 		if ss, err := s.get(e.Name()); err == nil && (ss == nil || now.After(ss.Expires)) {
-			_ = os.Remove(filepath.Join(dir, e.Name())) // expired, or a torn temp file
+			_ = os.Remove(filepath.Join(s.dir, e.Name()))
 		}
 	}
-	return s, nil
+	s.mu.Lock()
+	s.lastSweep = now
+	s.mu.Unlock()
+	return nil
 }
 
 func (s *sessionStore) file(hash string) (string, bool) {
@@ -67,6 +81,12 @@ func (s *sessionStore) put(hash string, ss *session) error {
 	name, ok := s.file(hash)
 	if !ok {
 		return errors.New("bad session name")
+	}
+	s.mu.Lock()
+	due := time.Since(s.lastSweep) > time.Hour
+	s.mu.Unlock()
+	if due {
+		_ = s.sweep() // best effort: a failed sweep is tried again in an hour
 	}
 	b, _ := json.Marshal(ss) // a plain struct always marshals
 	return atomicfile.Write(name, b)

@@ -36,8 +36,11 @@ func newThrottle() *throttle {
 	return &throttle{accounts: map[string]*failures{}, addrs: map[string]*failures{}, now: time.Now}
 }
 
-// check answers the refusal for a sign-in of email from addr, if any.
-func (t *throttle) check(email, addr string) *cognitoError {
+// attempt answers the refusal for a sign-in of email from addr, if any;
+// otherwise it counts the attempt as a failure at once, under the same
+// lock (parallel guesses cannot all pass before any is counted), and
+// succeeded takes it back.
+func (t *throttle) attempt(email, addr string) *cognitoError {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
@@ -47,14 +50,6 @@ func (t *throttle) check(email, addr string) *cognitoError {
 	if f := t.accounts[email]; f != nil && now.Before(f.until) {
 		return errorf("NotAuthorizedException", "Password attempts exceeded")
 	}
-	return nil
-}
-
-// failed counts a wrong password.
-func (t *throttle) failed(email, addr string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := t.now()
 	t.prune()
 	f := t.accounts[email]
 	if f == nil {
@@ -72,13 +67,18 @@ func (t *throttle) failed(email, addr string) {
 		t.addrs[addr] = a
 	}
 	a.n++
+	return nil
 }
 
-// succeeded clears an account's count.
-func (t *throttle) succeeded(email string) {
+// succeeded takes back the attempt of a right password: the account's
+// count is cleared, and the address's is one less.
+func (t *throttle) succeeded(email, addr string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.accounts, email)
+	if a := t.addrs[addr]; a != nil && a.n > 0 {
+		a.n--
+	}
 }
 
 // prune keeps the maps bounded: a flood of invented names or addresses
@@ -89,12 +89,20 @@ func (t *throttle) prune() {
 		if len(m) < maxTracked {
 			continue
 		}
-		for k, f := range m {
-			if now.After(f.until) && now.Sub(f.first) >= addrWindow {
+		for k, f := range m { // what no longer limits anything
+			if now.After(f.until) && (f.first.IsZero() || now.Sub(f.first) >= addrWindow) && f.n < freeFailures {
 				delete(m, k)
 			}
 		}
-		for k := range m { // still full: drop arbitrary ones
+		for k, f := range m { // still full: unlocked ones before locked ones
+			if len(m) < maxTracked {
+				break
+			}
+			if now.After(f.until) {
+				delete(m, k)
+			}
+		}
+		for k := range m {
 			if len(m) < maxTracked {
 				break
 			}
