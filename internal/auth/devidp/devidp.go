@@ -358,9 +358,11 @@ func (p *Provider) passwordAuth(username, password, addr string) (*authResult, e
 	wrong := errorf("NotAuthorizedException", "Incorrect username or password.")
 	if u == nil {
 		_ = bcrypt.CompareHashAndPassword(dummyHash(), []byte(password)) // same time either way
+		p.throttle.failed(email)
 		return nil, wrong
 	}
 	if bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(password)) != nil {
+		p.throttle.failed(email)
 		return nil, wrong
 	}
 	p.throttle.succeeded(email, addr)

@@ -47,7 +47,9 @@ func (t *throttle) attempt(email, addr string) *cognitoError {
 	if f := t.addrs[addr]; f != nil && now.Sub(f.first) < addrWindow && f.n >= addrLimit {
 		return &cognitoError{Type: "TooManyRequestsException", Message: "Too many failed sign-ins from this address; try again later.", Status: 400}
 	}
-	if f := t.accounts[email]; f != nil && now.Before(f.until) {
+	// Locked: its lock runs, or is about to (a failure still being
+	// checked brought the count to the limit).
+	if f := t.accounts[email]; f != nil && f.n >= freeFailures && (f.until.IsZero() || now.Before(f.until)) {
 		return errorf("NotAuthorizedException", "Password attempts exceeded")
 	}
 	t.prune()
@@ -57,10 +59,7 @@ func (t *throttle) attempt(email, addr string) *cognitoError {
 		t.accounts[email] = f
 	}
 	f.n++
-	if f.n >= freeFailures {
-		lock := time.Second << min(f.n-freeFailures, 20)
-		f.until = now.Add(min(lock, maxLock))
-	}
+	f.until = time.Time{} // a new lock, if any, starts when this attempt fails
 	a := t.addrs[addr]
 	if a == nil || now.Sub(a.first) >= addrWindow {
 		a = &failures{first: now}
@@ -68,6 +67,16 @@ func (t *throttle) attempt(email, addr string) *cognitoError {
 	}
 	a.n++
 	return nil
+}
+
+// failed confirms a wrong password: from the fifth, the account is locked
+// from now for a second, doubling with each further failure (15 min at most).
+func (t *throttle) failed(email string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if f := t.accounts[email]; f != nil && f.n >= freeFailures {
+		f.until = t.now().Add(min(time.Second<<min(f.n-freeFailures, 20), maxLock))
+	}
 }
 
 // succeeded takes back the attempt of a right password: the account's
