@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -99,7 +98,7 @@ func TestLocalStack(t *testing.T) {
 		"--console-address", fmt.Sprintf("127.0.0.1:%d", itest.FreePort(t)))
 	minio.Env = append(os.Environ(), "MINIO_BROWSER=off", "MINIO_UPDATE=off", "MINIO_ROOT_USER="+env["MINIO_ROOT_USER"],
 		"MINIO_ROOT_PASSWORD="+env["MINIO_ROOT_PASSWORD"], "MINIO_REGION="+env["MINIO_REGION"])
-	background(t, minio, fmt.Sprintf("http://127.0.0.1:%d/minio/health/ready", minioPort))
+	itest.StartUntilReady(t, minio, fmt.Sprintf("http://127.0.0.1:%d/minio/health/ready", minioPort))
 
 	// cognito-local with the seed copied into its .cognito, as the compose
 	// file's command does.
@@ -113,7 +112,7 @@ func TestLocalStack(t *testing.T) {
 	cog := exec.Command(itest.Tool(t, "cognito-local"))
 	cog.Dir = cogDir
 	cog.Env = append(os.Environ(), fmt.Sprintf("PORT=%d", cogPort), "HOST=127.0.0.1")
-	background(t, cog, fmt.Sprintf("http://127.0.0.1:%d/health", cogPort))
+	itest.StartUntilReady(t, cog, fmt.Sprintf("http://127.0.0.1:%d/health", cogPort))
 
 	// hqd serve with exactly the env file's settings.
 	hqd := exec.Command(hqdBinary(t), "serve")
@@ -122,7 +121,7 @@ func TestLocalStack(t *testing.T) {
 		hqd.Env = append(hqd.Env, k+"="+v)
 	}
 	base := fmt.Sprintf("http://127.0.0.1:%d", hqdPort)
-	background(t, hqd, base+"/readyz")
+	itest.StartUntilReady(t, hqd, base+"/readyz")
 
 	// A person: sign up (cognito-local sends no mail; the test confirms
 	// as its log's code would), sign in, store a file, refresh for STS.
@@ -179,34 +178,6 @@ func TestLocalStack(t *testing.T) {
 	if string(got) != "# kept in MinIO" {
 		t.Errorf("the file through STS = %q", got)
 	}
-}
-
-// background starts cmd, stops it when the test ends, and waits until
-// url answers 200.
-func background(t *testing.T, cmd *exec.Cmd, url string) {
-	t.Helper()
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		select {
-		case <-done:
-			t.Fatalf("%s exited:\n%s", cmd.Path, log.String())
-		default:
-		}
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-	}
-	t.Fatalf("%s never answered %s:\n%s", cmd.Path, url, log.String())
 }
 
 func getJSON(t *testing.T, url string, v any) {

@@ -96,11 +96,7 @@ func (d *Dir) Ping(ctx context.Context) error {
 // recording its ETag when the recorded one is missing or stale.
 func (d *Dir) info(key, name string, st os.FileInfo) (Info, error) {
 	mtime := st.ModTime().UnixNano()
-	var meta dirMeta
-	buf := make([]byte, 512)
-	if n, err := unix.Getxattr(name, metaXattr, buf); err == nil {
-		_ = json.Unmarshal(buf[:n], &meta) // a damaged record is recomputed below
-	}
+	meta, _ := readMeta(name) // a missing or damaged record is recomputed below
 	if meta.ETag == "" || meta.Size != st.Size() || meta.MTime != mtime {
 		f, err := os.Open(name)
 		if err != nil {
@@ -411,19 +407,25 @@ func (d *Dir) missing(err error, ifMatch, op string) error {
 	return &UnavailableError{Op: op, Temporary: true, Err: err}
 }
 
-// contentType is the type recorded for the file at name, or "" when none
-// is (the guess from the key's extension then applies).
-func (d *Dir) contentType(key, name string) string {
+// readMeta reads the record kept in the file's extended attribute; false
+// when there is none or it is damaged.
+func readMeta(name string) (dirMeta, bool) {
+	var meta dirMeta
 	buf := make([]byte, 512)
 	n, err := unix.Getxattr(name, metaXattr, buf)
-	if err != nil {
-		return guessType(key)
+	if err != nil || json.Unmarshal(buf[:n], &meta) != nil {
+		return dirMeta{}, false
 	}
-	var meta dirMeta
-	if json.Unmarshal(buf[:n], &meta) != nil || meta.ContentType == "" {
-		return guessType(key)
+	return meta, true
+}
+
+// contentType is the type recorded for the file at name, or the guess
+// from the key's extension when none is.
+func (d *Dir) contentType(key, name string) string {
+	if meta, ok := readMeta(name); ok && meta.ContentType != "" {
+		return meta.ContentType
 	}
-	return meta.ContentType
+	return guessType(key)
 }
 
 // Move renames src to dst: one rename(2), holding both keys' locks, so no
@@ -487,14 +489,9 @@ func (d *Dir) setType(name, ct string) {
 	if err != nil {
 		return
 	}
-	buf := make([]byte, 512)
-	n, err := unix.Getxattr(name, metaXattr, buf)
-	if err != nil {
-		return // no record: the type is guessed from the name on every read
-	}
-	var meta dirMeta
-	if json.Unmarshal(buf[:n], &meta) != nil || meta.Size != st.Size() || meta.MTime != st.ModTime().UnixNano() {
-		return
+	meta, ok := readMeta(name)
+	if !ok || meta.Size != st.Size() || meta.MTime != st.ModTime().UnixNano() {
+		return // no current record: the type is guessed from the name on every read
 	}
 	meta.ContentType = ct
 	if b, err := json.Marshal(meta); err == nil {

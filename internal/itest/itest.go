@@ -74,6 +74,29 @@ func waitHTTP(url string, timeout time.Duration, exited <-chan struct{}) error {
 	return fmt.Errorf("%s did not answer within %s", url, timeout)
 }
 
+// StartUntilReady starts cmd, stops it when the test ends, and waits (60 s
+// at most) until url answers 200: for a service whose readiness is its
+// whole answer (hqd's /readyz says 503 until it is ready).
+func StartUntilReady(tb testing.TB, cmd *exec.Cmd, url string) {
+	tb.Helper()
+	p := start(tb, cmd)
+	tb.Cleanup(p.Stop)
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		select {
+		case <-p.exited:
+			tb.Fatalf("%s exited:\n%s", cmd.Path, p.Log())
+		default:
+		}
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+	}
+	tb.Fatalf("%s never answered %s:\n%s", cmd.Path, url, p.Log())
+}
+
 // process is a started service that stops with Stop.
 type process struct {
 	cmd    *exec.Cmd
