@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/quantapix/hqd/internal/hqpath"
 )
 
 // Dir is the store of `hqd dev`: files lie under Root as ordinary files a
@@ -115,7 +117,7 @@ func (d *Dir) info(key, name string, st os.FileInfo) (Info, error) {
 	}
 	ct := meta.ContentType
 	if ct == "" {
-		ct = guessType(key)
+		ct = hqpath.GuessType(key)
 	}
 	return Info{Key: key, Size: st.Size(), ETag: meta.ETag, LastModified: st.ModTime().UTC().Truncate(time.Second), ContentType: ct}, nil
 }
@@ -259,7 +261,7 @@ func (d *Dir) write(key string, body io.Reader, opt PutOptions, check func(etag 
 	}
 	ct := opt.ContentType
 	if ct == "" {
-		ct = guessType(key)
+		ct = hqpath.GuessType(key)
 	}
 	meta := dirMeta{ETag: `"` + hex.EncodeToString(h.Sum(nil)) + `"`, ContentType: ct, Size: n, MTime: st.ModTime().UnixNano()}
 	b, _ := json.Marshal(meta)                         // a plain struct always marshals
@@ -425,7 +427,7 @@ func (d *Dir) contentType(key, name string) string {
 	if meta, ok := readMeta(name); ok && meta.ContentType != "" {
 		return meta.ContentType
 	}
-	return guessType(key)
+	return hqpath.GuessType(key)
 }
 
 // Move renames src to dst: one rename(2), holding both keys' locks, so no

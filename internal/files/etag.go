@@ -1,9 +1,9 @@
 package files
 
 import (
-	"mime"
-	"path"
 	"strings"
+
+	"github.com/quantapix/hqd/internal/hqpath"
 )
 
 // matchETag reports whether an If-Match or If-None-Match header value names
@@ -24,38 +24,13 @@ func matchETag(header, etag string) bool {
 	return false
 }
 
-// hqTypes are the types of files HQ keeps that the system table may lack.
-var hqTypes = map[string]string{
-	".md":       "text/markdown; charset=utf-8",
-	".markdown": "text/markdown; charset=utf-8",
-	".yaml":     "application/yaml",
-	".yml":      "application/yaml",
-	".json":     "application/json",
-	".txt":      "text/plain; charset=utf-8",
-	".lean":     "text/plain; charset=utf-8",
-	".toml":     "application/toml",
-	".csv":      "text/csv; charset=utf-8",
-}
-
-// guessType guesses a content type from the file's extension.
-func guessType(key string) string {
-	ext := strings.ToLower(path.Ext(key))
-	if t, ok := hqTypes[ext]; ok {
-		return t
-	}
-	if t := mime.TypeByExtension(ext); t != "" {
-		return t
-	}
-	return "application/octet-stream"
-}
-
 // movedType is the content type a file keeps when it moves or is copied
 // from src to dst: the one it was given, or, when that was only the guess
 // from src's extension, the guess from dst's (notes.txt renamed notes.md
 // becomes Markdown).
 func movedType(src, dst, ct string) string {
-	if ct == "" || ct == guessType(src) {
-		return guessType(dst)
+	if ct == "" || ct == hqpath.GuessType(src) {
+		return hqpath.GuessType(dst)
 	}
 	return ct
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/quantapix/hqd/internal/hqpath"
 )
 
 // FuzzCheckPath: no path the rules accept yields a key outside the
@@ -20,14 +22,14 @@ func FuzzCheckPath(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, p string) {
-		if CheckPath(prefix, p) != nil {
+		if hqpath.Check(prefix, p) != nil {
 			return
 		}
 		key := prefix + p
 		if !strings.HasPrefix(path.Clean(key), prefix) || path.Clean(key) != key {
 			t.Fatalf("accepted %q: key %q is not clean or leaves the prefix", p, key)
 		}
-		if !utf8.ValidString(p) || strings.ContainsAny(p, "\\\x00") || len(key) > maxKey {
+		if !utf8.ValidString(p) || strings.ContainsAny(p, "\\\x00") || len(key) > hqpath.MaxKey {
 			t.Fatalf("accepted %q", p)
 		}
 		name, err := d.file(key)

@@ -17,6 +17,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/quantapix/hqd/internal/auth"
+	"github.com/quantapix/hqd/internal/hqpath"
 	"github.com/quantapix/hqd/internal/httpx"
 )
 
@@ -51,7 +52,7 @@ func filePath(r *http.Request, id *auth.Identity) (rel, key string, err error) {
 	if uerr != nil {
 		return "", "", &httpx.Error{Status: http.StatusBadRequest, Code: "invalid_path", Msg: "the path has a malformed percent escape"}
 	}
-	if err := CheckPath(id.Prefix(), rel); err != nil {
+	if err := hqpath.Check(id.Prefix(), rel); err != nil {
 		return "", "", &httpx.Error{Status: http.StatusBadRequest, Code: "invalid_path", Msg: err.Error()}
 	}
 	return rel, id.Prefix() + rel, nil
@@ -114,7 +115,7 @@ func (h *Handlers) list(w http.ResponseWriter, r *http.Request) error {
 		return badQuery("delimiter may only be /")
 	}
 	prefix := q.Get("prefix")
-	if err := CheckPrefix(id.Prefix(), prefix); err != nil {
+	if err := hqpath.CheckPrefix(id.Prefix(), prefix); err != nil {
 		return &httpx.Error{Status: http.StatusBadRequest, Code: "invalid_path", Msg: "prefix: " + err.Error()}
 	}
 	opt := ListOptions{Prefix: id.Prefix() + prefix, Delimiter: delim, Limit: limit}
@@ -416,7 +417,7 @@ func (h *Handlers) move(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	for _, p := range []struct{ name, path string }{{"from", mb.From}, {"to", mb.To}} {
-		if err := CheckPath(id.Prefix(), p.path); err != nil {
+		if err := hqpath.Check(id.Prefix(), p.path); err != nil {
 			return &httpx.Error{Status: http.StatusBadRequest, Code: "invalid_path", Msg: p.name + ": " + err.Error()}
 		}
 	}

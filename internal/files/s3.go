@@ -18,6 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+
+	"github.com/quantapix/hqd/internal/hqpath"
 )
 
 // S3Config configures the S3 store.
@@ -146,7 +148,7 @@ func parseContentRange(s string) (first, last, total int64, ok bool) {
 func (s *S3) Put(ctx context.Context, key string, body io.Reader, opt PutOptions) (Info, error) {
 	ct := opt.ContentType
 	if ct == "" {
-		ct = guessType(key)
+		ct = hqpath.GuessType(key)
 	}
 	in := &s3.PutObjectInput{Bucket: &s.bucket, Key: &key, ContentType: &ct}
 	if opt.IfMatch != "" {
