@@ -76,10 +76,16 @@ func JobHelper(tb testing.TB) string {
 	return helperBin
 }
 
-// CleanupStandin removes the stand-in built by Standin and the helper
-// built by JobHelper, if any.
+// CleanupStandin removes the stand-in built by Standin, the helper built
+// by JobHelper and the commands built by BuildCmd, if any.
 func CleanupStandin() {
-	for _, b := range []string{standinBin, helperBin} {
+	buildMu.Lock()
+	bins := []string{standinBin, helperBin}
+	for _, b := range builtCmd {
+		bins = append(bins, b)
+	}
+	buildMu.Unlock()
+	for _, b := range bins {
 		if b != "" {
 			_ = os.RemoveAll(filepath.Dir(b)) // our own temp dir
 		}

@@ -1,0 +1,797 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/quantapix/hqd/internal/hqpath"
+)
+
+// remote is the user's HQ root, through hqd (api) or straight on S3
+// (direct).
+type remote interface {
+	list(ctx context.Context) ([]remoteFile, error)
+	get(ctx context.Context, path string, w io.Writer) (remoteFile, error)
+	put(ctx context.Context, path, name string, cond putCond, progress func(int64)) (remoteFile, error)
+	remove(ctx context.Context, path, ifMatch string) error
+}
+
+// testHookPlanned runs between the plan and its execution (tests stage a
+// concurrent writer there).
+var testHookPlanned func()
+
+func cmdSync(ctx context.Context, args []string, e env) error {
+	fs := newFlags("sync", "DIR [--dry-run] [--direct] [--jobs N] [--json]", e)
+	dryRun := fs.Bool("dry-run", false, "print what would be done, and do nothing")
+	useDirect := fs.Bool("direct", false, "move bytes straight to and from S3 with the session's STS credentials, not through hqd")
+	s3Endpoint := fs.String("s3-endpoint", e.getenv("HQ_S3_ENDPOINT"), "with --direct: an S3-compatible endpoint (e.g. MinIO) instead of AWS's; $HQ_S3_ENDPOINT")
+	jobs := fs.Int("jobs", 8, "transfers at once")
+	asJSON := fs.Bool("json", false, "print one JSON object per line: each action, then a summary")
+	pos, err := parseFlags(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if *jobs < 1 || *jobs > 64 {
+		return fmt.Errorf("--jobs %d: choose 1 to 64", *jobs)
+	}
+	dir, err := filepath.Abs(pos[0])
+	if err != nil {
+		return err
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return fmt.Errorf("%s is not a folder", pos[0])
+	}
+	sessions, err := newSessions(e)
+	if err != nil {
+		return err
+	}
+	sess, err := sessions.fresh(ctx, false)
+	if err != nil {
+		return err
+	}
+	var rem remote
+	if *useDirect {
+		if rem, err = newDirect(ctx, sessions, *s3Endpoint, *jobs+2); err != nil {
+			return err
+		}
+	} else {
+		rem = &api{s: sessions, sess: sess, http: newHTTPClient(*jobs + 2)}
+	}
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	st, err := loadState(dir, sess)
+	if err != nil {
+		return err
+	}
+	ign, err := loadIgnore(dir)
+	if err != nil {
+		return err
+	}
+	s := &syncer{dir: dir, rem: rem, st: st, ign: ign, jobs: *jobs, dryRun: *dryRun, prefix: sess.Prefix,
+		rep: &reporter{out: e.stdout, asJSON: *asJSON}, e: e}
+	return s.run(ctx)
+}
+
+// loadIgnore reads DIR/.hqignore (gitignore syntax) if there is one.
+func loadIgnore(dir string) (gitignore.Matcher, error) {
+	var ps []gitignore.Pattern
+	f, err := os.Open(filepath.Join(dir, ".hqignore"))
+	if errors.Is(err, os.ErrNotExist) {
+		return gitignore.NewMatcher(nil), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading .hqignore: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimRight(sc.Text(), "\r")
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		ps = append(ps, gitignore.ParsePattern(line, nil))
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading .hqignore: %w", err)
+	}
+	return gitignore.NewMatcher(ps), nil
+}
+
+// syncer is one run of hq sync.
+type syncer struct {
+	dir    string
+	rem    remote
+	ign    gitignore.Matcher
+	jobs   int
+	dryRun bool
+	prefix string
+	rep    *reporter
+	e      env
+
+	mu        sync.Mutex // guards st, dirty and the tallies below
+	st        *state
+	dirty     bool
+	done      map[string]int // action → count
+	conflicts []string       // paths, with where the remote copy went
+	problems  int            // errors
+	again     int            // paths that changed during the sync
+	// unreadable holds local paths (files, or folders ending in /) that
+	// could not be read: left alone, never taken for deleted.
+	unreadable map[string]bool
+}
+
+// localFile is a file in DIR as the scan found it.
+type localFile struct {
+	size, mtime int64
+	d           digest // set when hashed
+	hashed      bool
+}
+
+// op is what the plan does with one path.
+type op int
+
+const (
+	opUpload       op = iota // local → remote
+	opDownload               // remote → local
+	opDeleteRemote           // deleted here → delete there
+	opDeleteLocal            // deleted there → delete here
+	opConflict               // both changed: keep both
+	opRecord                 // both hold the same bytes: remember that
+	opForget                 // gone from both
+	opTouch                  // same bytes, new mtime
+)
+
+var opNames = map[op]string{opUpload: "upload", opDownload: "download", opDeleteRemote: "delete-remote", opDeleteLocal: "delete-local",
+	opConflict: "conflict", opRecord: "same", opForget: "forget", opTouch: "touch"}
+
+type task struct {
+	op     op
+	path   string
+	local  *localFile  // nil when absent here
+	remote *remoteFile // nil when absent there
+	base   *entry      // the last sync's entry, nil when none
+	create bool        // upload with If-None-Match: *
+}
+
+func (s *syncer) run(ctx context.Context) error {
+	_ = os.RemoveAll(filepath.Join(s.dir, stateDir, "tmp")) // a killed run's partial downloads
+	if err := os.MkdirAll(filepath.Join(s.dir, stateDir, "tmp"), 0o700); err != nil {
+		return err
+	}
+	s.done = map[string]int{}
+	s.unreadable = map[string]bool{}
+	skip := map[string]bool{}
+	for _, en := range s.st.Files {
+		if en.Conflict != "" {
+			skip[en.Conflict] = true
+		}
+	}
+	local, err := s.scanLocal(skip)
+	if err != nil {
+		return err
+	}
+	remoteFiles, err := s.rem.list(ctx)
+	if err != nil {
+		return fmt.Errorf("listing your HQ files: %w", err)
+	}
+	remote := map[string]*remoteFile{}
+	for i := range remoteFiles {
+		r := &remoteFiles[i]
+		if skip[r.Path] || s.leaveAlone(r.Path) {
+			continue
+		}
+		remote[r.Path] = r
+	}
+	if err := s.hash(ctx, local); err != nil {
+		return err
+	}
+	tasks := s.plan(local, remote)
+	if testHookPlanned != nil {
+		testHookPlanned()
+	}
+	if s.dryRun {
+		for _, t := range tasks {
+			if t.op != opTouch && t.op != opForget {
+				s.rep.report(event{Action: opNames[t.op], Path: t.path, Detail: "dry run"})
+			}
+		}
+		return s.finish()
+	}
+	var total int64
+	for _, t := range tasks {
+		switch {
+		case t.op == opUpload:
+			total += t.local.size
+		case t.op == opDownload || t.op == opConflict:
+			total += t.remote.size()
+		}
+	}
+	s.rep.bar = &bar{}
+	if !s.rep.asJSON {
+		s.rep.bar = newBar(s.e, total, "sync")
+	}
+	stopSaver := s.saveEvery(time.Second)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.jobs)
+	for _, t := range tasks {
+		g.Go(func() error {
+			s.exec(gctx, t)
+			return gctx.Err()
+		})
+	}
+	werr := g.Wait()
+	s.rep.bar.finish()
+	stopSaver()
+	if err := s.save(); err != nil {
+		return err
+	}
+	if werr != nil {
+		return fmt.Errorf("sync interrupted (what was done is kept; run it again): %w", werr)
+	}
+	return s.finish()
+}
+
+// size is a remote file's size, 0 for nil.
+func (r *remoteFile) size() int64 {
+	if r == nil {
+		return 0
+	}
+	return r.Size
+}
+
+// scanLocal walks DIR: regular files only, .hq/, ignored paths and
+// conflict copies left out; names the server would refuse are reported.
+func (s *syncer) scanLocal(skip map[string]bool) (map[string]*localFile, error) {
+	out := map[string]*localFile{}
+	err := filepath.WalkDir(s.dir, func(p string, d fs.DirEntry, err error) error {
+		if p == s.dir {
+			return err
+		}
+		rel, _ := filepath.Rel(s.dir, p)
+		rel = filepath.ToSlash(rel)
+		if err != nil {
+			s.problem(rel, fmt.Sprintf("cannot be read: %v", err))
+			s.unreadable[rel] = true
+			if d != nil && d.IsDir() {
+				s.unreadable[rel+"/"] = true
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if rel == stateDir && d.IsDir() {
+			return fs.SkipDir
+		}
+		if s.ign.Match(strings.Split(rel, "/"), d.IsDir()) {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() || skip[rel] {
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			s.rep.report(event{Action: "skip", Path: rel, Detail: "not a regular file (links are not followed)"})
+			return nil
+		}
+		if err := hqpath.Check(s.prefix, rel); err != nil {
+			s.problem(rel, fmt.Sprintf("cannot be kept in HQ: %v (rename it, or list it in .hqignore)", err))
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil // gone since the listing of its folder
+		}
+		out[rel] = &localFile{size: info.Size(), mtime: info.ModTime().UnixNano()}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", s.dir, err)
+	}
+	return out, nil
+}
+
+// hash reads the local files whose bytes the plan needs: those new or
+// changed by size or time since the last sync.
+func (s *syncer) hash(ctx context.Context, local map[string]*localFile) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(s.jobs, 4))
+	var mu sync.Mutex
+	var unreadable []string
+	for p, l := range local {
+		b := s.st.Files[p]
+		if b != nil && b.Size == l.size && b.MTime == l.mtime {
+			continue
+		}
+		g.Go(func() error {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			d, err := digestFile(filepath.Join(s.dir, filepath.FromSlash(p)))
+			if err != nil {
+				s.problem(p, fmt.Sprintf("cannot be read: %v", err))
+				mu.Lock()
+				unreadable = append(unreadable, p)
+				mu.Unlock()
+				return nil
+			}
+			l.d, l.hashed = d, true
+			return nil
+		})
+	}
+	err := g.Wait()
+	for _, p := range unreadable {
+		delete(local, p)
+		s.unreadable[p] = true // neither sent nor taken for deleted
+	}
+	return err
+}
+
+// plan decides, path by path, what to do (the table in the README).
+func (s *syncer) plan(local map[string]*localFile, remote map[string]*remoteFile) []task {
+	paths := map[string]bool{}
+	for p := range local {
+		paths[p] = true
+	}
+	for p := range remote {
+		paths[p] = true
+	}
+	for p := range s.st.Files {
+		paths[p] = true
+	}
+	var tasks []task
+	for _, p := range slices.Sorted(func(yield func(string) bool) {
+		for p := range paths {
+			if !yield(p) {
+				return
+			}
+		}
+	}) {
+		l, r, b := local[p], remote[p], s.st.Files[p]
+		if (b == nil && l == nil && r == nil) || s.leaveAlone(p) {
+			continue
+		}
+		t := task{path: p, local: l, remote: r, base: b}
+		if b == nil {
+			switch {
+			case l != nil && r != nil && l.d.sameBytes(r.ETag):
+				t.op = opRecord
+			case l != nil && r != nil:
+				t.op = opConflict
+			case l != nil:
+				t.op, t.create = opUpload, true
+			default:
+				t.op = opDownload
+			}
+			tasks = append(tasks, t)
+			continue
+		}
+		if b.Conflict != "" {
+			if _, err := os.Lstat(filepath.Join(s.dir, filepath.FromSlash(b.Conflict))); err == nil {
+				s.conflict(p, b.Conflict, "still in conflict: merge the copy into the file, then delete the copy")
+				continue
+			}
+			if !s.dryRun {
+				s.mu.Lock()
+				b.Conflict = "" // the user settled it: their file is the answer
+				s.dirty = true
+				s.mu.Unlock()
+			}
+		}
+		localGone, remoteGone := l == nil, r == nil
+		localChanged := l != nil && (b.Size < 0 || l.size != b.Size || (l.mtime != b.MTime && l.d.MD5 != b.MD5))
+		remoteChanged := r != nil && r.ETag != b.ETag
+		switch {
+		case localGone && remoteGone:
+			t.op = opForget
+		case localGone && remoteChanged:
+			t.op = opDownload // deleted here, changed there: the newer version stays
+		case localGone:
+			t.op = opDeleteRemote
+		case localChanged && remoteGone:
+			t.op, t.create = opUpload, true // changed here, deleted there: the edit stays
+		case localChanged && remoteChanged && l.d.sameBytes(r.ETag):
+			t.op = opRecord
+		case localChanged && remoteChanged:
+			t.op = opConflict
+		case localChanged:
+			t.op = opUpload
+		case remoteGone:
+			t.op = opDeleteLocal
+		case remoteChanged:
+			t.op = opDownload
+		case l.mtime != b.MTime:
+			t.op = opTouch
+		default:
+			continue
+		}
+		tasks = append(tasks, t)
+	}
+	return tasks
+}
+
+// leaveAlone says whether the plan must not touch p: an ignored path
+// (one listed in .hqignore after it was synced stays as it is on both
+// sides), one that could not be read here, or the state's own folder.
+func (s *syncer) leaveAlone(p string) bool {
+	if p == stateDir || strings.HasPrefix(p, stateDir+"/") || s.unreadable[p] || s.ign.Match(strings.Split(p, "/"), false) {
+		return true
+	}
+	for d := range s.unreadable {
+		if strings.HasSuffix(d, "/") && strings.HasPrefix(p, d) {
+			return true
+		}
+	}
+	return false
+}
+
+// exec carries out one task; what it finds goes to the state and the
+// report, never to an error that stops the others.
+func (s *syncer) exec(ctx context.Context, t task) {
+	abs := filepath.Join(s.dir, filepath.FromSlash(t.path))
+	switch t.op {
+	case opRecord, opTouch:
+		s.record(t.path, t.remote.ETag, t.local)
+	case opForget:
+		s.forget(t.path)
+	case opUpload:
+		s.upload(ctx, t, abs)
+	case opDownload:
+		s.download(ctx, t, abs)
+	case opDeleteRemote:
+		err := s.rem.remove(ctx, t.path, t.base.ETag)
+		switch {
+		case err == nil:
+			s.forget(t.path)
+			s.did(opDeleteRemote, t.path, "")
+		case errors.Is(err, errPrecondition):
+			// Changed there since: the newer version comes back here.
+			s.keepBoth(ctx, t, abs, "changed remotely after it was deleted here; the newer version was brought back")
+		default:
+			s.problem(t.path, err.Error())
+		}
+	case opDeleteLocal:
+		st, err := os.Lstat(abs)
+		if err != nil || st.Size() != t.local.size || st.ModTime().UnixNano() != t.local.mtime {
+			s.changedDuring(t.path)
+			return
+		}
+		if err := os.Remove(abs); err != nil {
+			s.problem(t.path, err.Error())
+			return
+		}
+		s.removeEmptyParents(filepath.Dir(abs))
+		s.forget(t.path)
+		s.did(opDeleteLocal, t.path, "")
+	case opConflict:
+		s.keepBoth(ctx, t, abs, "")
+	}
+}
+
+// upload sends a local file; losing its condition makes it a conflict.
+func (s *syncer) upload(ctx context.Context, t task, abs string) {
+	cond := putCond{create: t.create}
+	if !t.create {
+		cond.ifMatch = t.base.ETag
+	}
+	rf, err := s.rem.put(ctx, t.path, abs, cond, s.rep.bar.add)
+	switch {
+	case err == nil:
+		s.record(t.path, rf.ETag, t.local)
+		s.did(opUpload, t.path, rf.ETag)
+	case errors.Is(err, errPrecondition):
+		s.keepBoth(ctx, t, abs, "")
+	case errors.Is(err, os.ErrNotExist):
+		s.changedDuring(t.path)
+	default:
+		s.problem(t.path, err.Error())
+	}
+}
+
+// fetch downloads path's current remote version into a temp file in
+// DIR/.hq/tmp, synced to disk.
+func (s *syncer) fetch(ctx context.Context, path string) (tmp string, rf remoteFile, d digest, err error) {
+	f, err := os.CreateTemp(filepath.Join(s.dir, stateDir, "tmp"), "get-*")
+	if err != nil {
+		return "", rf, d, err
+	}
+	pr, pw := io.Pipe()
+	dch := make(chan digest, 1)
+	go func() {
+		dd, _, _ := digestOf(pr)
+		_, _ = io.Copy(io.Discard, pr)
+		dch <- dd
+	}()
+	rf, err = s.rem.get(ctx, path, io.MultiWriter(f, pw, s.rep.bar))
+	pw.Close()
+	d = <-dch
+	if err == nil {
+		err = f.Sync() // a crash must not leave an empty file that the state calls synced
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", rf, d, err
+	}
+	return f.Name(), rf, d, nil
+}
+
+// download brings the remote version here: in place of an unchanged
+// local file, or where there was none (never over one that appeared).
+func (s *syncer) download(ctx context.Context, t task, abs string) {
+	tmp, rf, d, err := s.fetch(ctx, t.path)
+	if errors.Is(err, errNotFound) {
+		s.changedDuring(t.path)
+		return
+	}
+	if err != nil {
+		s.problem(t.path, err.Error())
+		return
+	}
+	defer os.Remove(tmp)
+	if t.local == nil {
+		err = placeNew(tmp, abs)
+	} else if st, serr := os.Lstat(abs); serr != nil || st.Size() != t.local.size || st.ModTime().UnixNano() != t.local.mtime {
+		err = os.ErrExist // edited here since the plan
+	} else {
+		err = os.Rename(tmp, abs)
+	}
+	if errors.Is(err, os.ErrExist) {
+		s.conflictWith(t.path, abs, tmp, rf, d, "")
+		return
+	}
+	if err != nil {
+		s.problem(t.path, err.Error())
+		return
+	}
+	s.recordPlaced(t.path, abs, rf.ETag, d)
+	s.did(opDownload, t.path, rf.ETag)
+}
+
+// keepBoth settles a path changed on both sides (or a lost condition):
+// the remote version is fetched; if it holds the local bytes, nothing is
+// left to do; otherwise it lands beside the local file as a conflict copy.
+func (s *syncer) keepBoth(ctx context.Context, t task, abs, why string) {
+	tmp, rf, d, err := s.fetch(ctx, t.path)
+	if errors.Is(err, errNotFound) {
+		if t.local != nil && !t.create {
+			// Deleted there meanwhile: the local file goes up as new.
+			t.op, t.create = opUpload, true
+			s.upload(ctx, t, abs)
+			return
+		}
+		if t.local == nil {
+			s.forget(t.path) // gone from both
+			return
+		}
+		s.changedDuring(t.path)
+		return
+	}
+	if err != nil {
+		s.problem(t.path, err.Error())
+		return
+	}
+	defer os.Remove(tmp)
+	if t.local == nil {
+		if err := placeNew(tmp, abs); err != nil {
+			if !errors.Is(err, os.ErrExist) {
+				s.problem(t.path, err.Error())
+				return
+			}
+			s.conflictWith(t.path, abs, tmp, rf, d, why)
+			return
+		}
+		s.recordPlaced(t.path, abs, rf.ETag, d)
+		s.conflict(t.path, "", why)
+		return
+	}
+	s.conflictWith(t.path, abs, tmp, rf, d, why)
+}
+
+// conflictWith compares the fetched remote version (tmp) with the local
+// file and, when they differ, keeps it as NAME.conflict-<etag>.
+func (s *syncer) conflictWith(path, abs, tmp string, rf remoteFile, d digest, why string) {
+	ld, err := digestFile(abs)
+	if err == nil && ld.MD5 == d.MD5 {
+		st, err := os.Lstat(abs)
+		if err == nil {
+			s.record(path, rf.ETag, &localFile{size: st.Size(), mtime: st.ModTime().UnixNano(), d: ld, hashed: true})
+			return
+		}
+	}
+	name := path + ".conflict-" + shortETag(rf.ETag)
+	for i := 2; ; i++ {
+		dst := filepath.Join(s.dir, filepath.FromSlash(name))
+		err := placeNew(tmp, dst)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, os.ErrExist) {
+			if od, derr := digestFile(dst); derr == nil && od.MD5 == d.MD5 {
+				break // that copy is already here
+			}
+			if i < 100 {
+				name = fmt.Sprintf("%s.conflict-%s-%d", path, shortETag(rf.ETag), i)
+				continue
+			}
+		}
+		s.problem(path, fmt.Sprintf("keeping the remote version beside it: %v", err))
+		return
+	}
+	s.mu.Lock()
+	s.st.Files[path] = &entry{ETag: rf.ETag, Size: -1, Conflict: name}
+	s.dirty = true
+	s.mu.Unlock()
+	s.conflict(path, name, why)
+}
+
+// placeNew moves tmp to dst only if dst does not exist (a hard link, so
+// that a file made meanwhile is never replaced); os.ErrExist otherwise.
+func placeNew(tmp, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	err := os.Link(tmp, dst)
+	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.ENOTSUP) || errors.Is(err, syscall.EXDEV) {
+		// A file system without hard links: check, then rename.
+		if _, serr := os.Lstat(dst); serr == nil {
+			return os.ErrExist
+		}
+		return os.Rename(tmp, dst)
+	}
+	if err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return os.ErrExist
+		}
+		return err
+	}
+	return nil
+}
+
+// removeEmptyParents removes folders left empty by a local delete, up to
+// (not including) DIR.
+func (s *syncer) removeEmptyParents(d string) {
+	for d != s.dir && strings.HasPrefix(d, s.dir+string(filepath.Separator)) {
+		if os.Remove(d) != nil {
+			return
+		}
+		d = filepath.Dir(d)
+	}
+}
+
+func (s *syncer) record(path, etag string, l *localFile) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	en := &entry{ETag: etag, Size: l.size, MTime: l.mtime, MD5: l.d.MD5}
+	if !l.hashed {
+		if old := s.st.Files[path]; old != nil {
+			en.MD5 = old.MD5 // unchanged bytes, not read again
+		}
+	}
+	s.st.Files[path] = en
+	s.dirty = true
+}
+
+// recordPlaced records a file just written here from the remote version.
+func (s *syncer) recordPlaced(path, abs, etag string, d digest) {
+	st, err := os.Lstat(abs)
+	if err != nil {
+		s.problem(path, err.Error())
+		return
+	}
+	s.record(path, etag, &localFile{size: st.Size(), mtime: st.ModTime().UnixNano(), d: d, hashed: true})
+}
+
+func (s *syncer) forget(path string) {
+	s.mu.Lock()
+	delete(s.st.Files, path)
+	s.dirty = true
+	s.mu.Unlock()
+}
+
+func (s *syncer) did(o op, path, etag string) {
+	s.mu.Lock()
+	s.done[opNames[o]]++
+	s.mu.Unlock()
+	s.rep.report(event{Action: opNames[o], Path: path, ETag: etag})
+}
+
+func (s *syncer) conflict(path, copyName, why string) {
+	s.mu.Lock()
+	s.conflicts = append(s.conflicts, path)
+	s.mu.Unlock()
+	s.rep.report(event{Action: "conflict", Path: path, To: copyName, Detail: why})
+}
+
+func (s *syncer) problem(path, msg string) {
+	s.mu.Lock()
+	s.problems++
+	s.mu.Unlock()
+	s.rep.report(event{Action: "error", Path: path, Detail: msg})
+}
+
+func (s *syncer) changedDuring(path string) {
+	s.mu.Lock()
+	s.again++
+	s.mu.Unlock()
+	s.rep.report(event{Action: "error", Path: path, Detail: "changed during the sync; run hq sync again"})
+}
+
+// saveEvery saves the state while transfers run, so a killed sync keeps
+// what it finished (what it did not record is recognized next time by
+// comparing bytes with ETags, so nothing is sent twice or duplicated).
+func (s *syncer) saveEvery(d time.Duration) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = s.save()
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+func (s *syncer) save() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.dirty {
+		return nil
+	}
+	if err := s.st.save(s.dir); err != nil {
+		return err
+	}
+	s.dirty = false
+	return nil
+}
+
+// finish prints the summary and chooses the exit.
+func (s *syncer) finish() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	slices.Sort(s.conflicts)
+	sum := map[string]any{"uploaded": s.done["upload"], "downloaded": s.done["download"], "deletedRemote": s.done["delete-remote"],
+		"deletedLocal": s.done["delete-local"], "conflicts": append([]string{}, s.conflicts...), "errors": s.problems + s.again,
+		"dryRun": s.dryRun, "inSync": !s.dryRun && len(s.conflicts) == 0 && s.problems+s.again == 0}
+	if s.rep.asJSON {
+		s.rep.mu.Lock()
+		_ = jsonLine(s.rep.out, map[string]any{"summary": sum})
+		s.rep.mu.Unlock()
+	} else if !s.dryRun {
+		fmt.Fprintf(s.rep.out, "%d uploaded, %d downloaded, %d deleted remotely, %d deleted here, %d conflicts, %d errors\n",
+			s.done["upload"], s.done["download"], s.done["delete-remote"], s.done["delete-local"], len(s.conflicts), s.problems+s.again)
+	}
+	switch {
+	case s.problems+s.again > 0:
+		return fmt.Errorf("%d paths could not be synced (listed above)", s.problems+s.again)
+	case len(s.conflicts) > 0:
+		return &conflictError{fmt.Sprintf("%d conflicts left: %s — each remote version is beside its file as NAME.conflict-…; merge, delete the copy, sync again",
+			len(s.conflicts), strings.Join(s.conflicts, ", "))}
+	}
+	return nil
+}
