@@ -217,8 +217,8 @@ func TestSyncIgnore(t *testing.T) {
 
 type syncSummary struct {
 	Uploaded, Downloaded, DeletedRemote, DeletedLocal, Errors int
-	Conflicts                                                  []string
-	InSync                                                     bool
+	Conflicts                                                 []string
+	InSync                                                    bool
 }
 
 // summary finds the --json summary line in a sync's output, and checks
