@@ -105,9 +105,10 @@ func getJSON(ctx context.Context, hc *http.Client, url, token string, v any) err
 
 // api talks to hqd's files API as the signed-in user.
 type api struct {
-	s    *sessions
-	sess *session
-	http *http.Client
+	s      *sessions
+	base   string // hqd's base URL
+	prefix string // users/{sub}/hq/: path rules count its length
+	http   *http.Client
 }
 
 func newAPI(ctx context.Context, e env, conns int) (*api, error) {
@@ -119,7 +120,7 @@ func newAPI(ctx context.Context, e env, conns int) (*api, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &api{s: s, sess: sess, http: newHTTPClient(conns)}, nil
+	return &api{s: s, base: sess.Endpoint, prefix: sess.Prefix, http: newHTTPClient(conns)}, nil
 }
 
 // fileURL is the files route of path, each segment escaped so that hqd's
@@ -129,7 +130,7 @@ func (a *api) fileURL(path string, raw bool) string {
 	for i, s := range segs {
 		segs[i] = url.PathEscape(s)
 	}
-	u := a.sess.Endpoint + "/api/files/" + strings.Join(segs, "/")
+	u := a.base + "/api/files/" + strings.Join(segs, "/")
 	if raw {
 		u += "?raw=1"
 	}
@@ -144,7 +145,6 @@ func (a *api) do(ctx context.Context, mk func() (*http.Request, error)) (*http.R
 		if err != nil {
 			return nil, err
 		}
-		a.sess = sess
 		req, err := mk()
 		if err != nil {
 			return nil, err
@@ -158,20 +158,7 @@ func (a *api) do(ctx context.Context, mk func() (*http.Request, error)) (*http.R
 			return resp, nil
 		}
 		resp.Body.Close()
-		// Refused although not expired by our clock (revoked, or the
-		// clocks disagree): renew once and try again.
-		unlock, err := a.s.lock()
-		if err != nil {
-			return nil, err
-		}
-		cur, err := a.s.load()
-		if err == nil && cur.AccessToken == sess.AccessToken {
-			if err = a.s.refresh(ctx, cur); err == nil {
-				err = a.s.save(cur)
-			}
-		}
-		unlock()
-		if err != nil {
+		if err := a.s.refused(ctx, sess.AccessToken); err != nil {
 			return nil, err
 		}
 	}
@@ -205,7 +192,7 @@ func (a *api) listPage(ctx context.Context, prefix, delimiter, token string) (*l
 		q.Set("token", token)
 	}
 	resp, err := a.do(ctx, func() (*http.Request, error) {
-		return http.NewRequestWithContext(ctx, "GET", a.sess.Endpoint+"/api/files?"+q.Encode(), nil)
+		return http.NewRequestWithContext(ctx, "GET", a.base+"/api/files?"+q.Encode(), nil)
 	})
 	if err != nil {
 		return nil, err

@@ -72,7 +72,7 @@ func cmdGet(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	if err := hqpath.Check(a.sess.Prefix, path); err != nil {
+	if err := hqpath.Check(a.prefix, path); err != nil {
 		return fmt.Errorf("%q: %v", path, err)
 	}
 	if *out == "" || *out == "-" {
@@ -125,7 +125,7 @@ func cmdPut(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	if err := hqpath.Check(a.sess.Prefix, path); err != nil {
+	if err := hqpath.Check(a.prefix, path); err != nil {
 		return fmt.Errorf("%q: %v", path, err)
 	}
 	bar := newBar(e, st.Size(), path)
@@ -152,7 +152,7 @@ func cmdRm(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	if err := hqpath.Check(a.sess.Prefix, pos[0]); err != nil {
+	if err := hqpath.Check(a.prefix, pos[0]); err != nil {
 		return fmt.Errorf("%q: %v", pos[0], err)
 	}
 	return describe(pos[0], a.remove(ctx, pos[0], quoteETag(*ifMatch)))

@@ -26,7 +26,7 @@ func TestLoginAndFiles(t *testing.T) {
 	}
 
 	// Wrong password, and no terminal to ask on: clear errors, exit 1.
-	other := &user{t: t, url: url, email: u.email, cfg: t.TempDir()}
+	other := &user{t: t, url: url, email: u.email, cfg: filepath.Join(t.TempDir(), "hq")}
 	if code, _, errOut := other.hqIn("wrong-password\n", "login", "--endpoint", url, "--email", u.email, "--password-stdin"); code != 1 || !strings.Contains(errOut, "refused") {
 		t.Errorf("a wrong password: exit %d, %q", code, errOut)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -38,6 +39,7 @@ type user struct {
 	cfg      string // HQ_CONFIG_DIR
 	s3       string // HQ_S3_ENDPOINT, for --direct
 	pwa      string // an access token of another session (the app's)
+	bin      string // when set, hq runs as this binary, not in-process
 }
 
 // devHQD starts `hqd dev` (the binary make build makes) in a temp dir.
@@ -52,7 +54,7 @@ func devUser(t testing.TB, url, email string) *user {
 	if err := getJSON(context.Background(), http.DefaultClient, url+"/api/config", "", &cfg); err != nil {
 		t.Fatal(err)
 	}
-	u := &user{t: t, url: url, email: email, password: "Passw0rd!long", cfg: t.TempDir()}
+	u := &user{t: t, url: url, email: email, password: "Passw0rd!long", cfg: filepath.Join(t.TempDir(), "hq")}
 	if st, out := itest.CognitoCall(t, cfg.CognitoEndpoint, "SignUp", map[string]any{"ClientId": cfg.ClientID, "Username": email, "Password": u.password}); st != 200 {
 		t.Fatalf("SignUp = %d %v", st, out)
 	}
@@ -87,6 +89,16 @@ func (u *user) hq(args ...string) (int, string, string) { return u.hqIn("", args
 
 func (u *user) hqIn(stdin string, args ...string) (int, string, string) {
 	var out, errOut bytes.Buffer
+	if u.bin != "" {
+		cmd := exec.Command(u.bin, args...)
+		cmd.Env = append(os.Environ(), "HQ_CONFIG_DIR="+u.cfg, "HQ_S3_ENDPOINT="+u.s3)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &out, &errOut
+		err := cmd.Run()
+		if _, exited := err.(*exec.ExitError); err != nil && !exited {
+			u.t.Fatal(err)
+		}
+		return cmd.ProcessState.ExitCode(), out.String(), errOut.String()
+	}
 	code := run(context.Background(), args, env{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errOut, getenv: u.getenv})
 	return code, out.String(), errOut.String()
 }
@@ -255,4 +267,14 @@ func keys[V any](m map[string]V) []string {
 	}
 	sort.Strings(ks)
 	return ks
+}
+
+// session is hq's saved session.
+func (u *user) session() *session {
+	u.t.Helper()
+	sess, err := (&sessions{dir: u.cfg}).load()
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	return sess
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -65,10 +66,14 @@ func configDir(e env) (string, error) {
 	return filepath.Join(d, "hq"), nil
 }
 
-// sessions loads and saves the session file of one config folder.
+// sessions loads and saves the session file of one config folder, and
+// keeps the session in memory for a command's many requests.
 type sessions struct {
 	dir  string
 	http *http.Client
+
+	mu  sync.Mutex
+	cur *session // never changed in place once shared: a refresh makes a new one
 }
 
 func newSessions(e env) (*sessions, error) {
@@ -133,28 +138,53 @@ func (s *sessions) lock() (unlock func(), err error) {
 // credentials) valid for at least refreshMargin, refreshing them through
 // hqd's refresh route when needed.
 func (s *sessions) fresh(ctx context.Context, creds bool) (*session, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur != nil && !needsRefresh(s.cur, creds) {
+		return s.cur, nil
+	}
+	return s.renew(ctx, func(sess *session) bool { return needsRefresh(sess, creds) }, creds)
+}
+
+// refused renews the session after hqd refused its access token although
+// our clock says it is valid (revoked, or the clocks disagree).
+func (s *sessions) refused(ctx context.Context, token string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, err := s.renew(ctx, func(sess *session) bool { return sess.AccessToken == token }, false)
+	return err
+}
+
+// renew reloads the session from its file and, when stale says so,
+// refreshes and saves it, under the config folder's lock. s.mu is held.
+func (s *sessions) renew(ctx context.Context, stale func(*session) bool, creds bool) (*session, error) {
 	sess, err := s.load()
 	if err != nil {
 		return nil, err
 	}
-	if !needsRefresh(sess, creds) {
-		return sess, nil
-	}
-	unlock, err := s.lock()
-	if err != nil {
-		return nil, fmt.Errorf("locking the session: %w", err)
-	}
-	defer unlock()
-	if sess, err = s.load(); err != nil || !needsRefresh(sess, creds) { // another hq may have refreshed
-		return sess, err
-	}
-	if err := s.refresh(ctx, sess); err != nil {
-		return nil, err
+	if stale(sess) {
+		unlock, err := s.lock()
+		if err != nil {
+			return nil, fmt.Errorf("locking the session: %w", err)
+		}
+		defer unlock()
+		if sess, err = s.load(); err != nil { // another hq may have refreshed
+			return nil, err
+		}
+		if stale(sess) {
+			if err := s.refresh(ctx, sess); err != nil {
+				return nil, err
+			}
+			if err := s.save(sess); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if creds && sess.Credentials == nil {
 		return nil, errors.New("this hqd hands out no S3 credentials (its files are not on S3, or it has no STS role): sync without --direct")
 	}
-	return sess, s.save(sess)
+	s.cur = sess
+	return sess, nil
 }
 
 func needsRefresh(sess *session, creds bool) bool {

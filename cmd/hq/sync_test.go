@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -247,4 +248,77 @@ func summary(t testing.TB, out string) syncSummary {
 		t.Fatalf("no summary in:\n%s", out)
 	}
 	return *sum
+}
+
+// TestSyncResume kills hq mid-sync, both ways, and runs it again: nothing
+// is lost, nothing is sent twice into a duplicate or a conflict copy.
+func TestSyncResume(t *testing.T) {
+	u := devUser(t, devHQD(t), "resume@example.com")
+	const n = 1500
+	dir := t.TempDir()
+	for i := range n {
+		write(t, dir, fmt.Sprintf("d%02d/f%04d.md", i%20, i), fmt.Sprintf("file %d\n", i))
+	}
+	u.killSyncAfter(dir, "upload", 300)
+	out := u.mustSync(0, dir, "--json")
+	if sum := summary(t, out); sum.Uploaded == 0 || sum.Uploaded >= n || len(sum.Conflicts) != 0 {
+		t.Errorf("the rerun after a kill: %+v (want some, not all, of %d uploads and no conflicts)", sum, n)
+	}
+	u.checkSame(dir, n)
+
+	// The other way: a new folder fills from the remote side.
+	dir2 := t.TempDir()
+	u.killSyncAfter(dir2, "download", 300)
+	u.mustSync(0, dir2)
+	u.checkSame(dir2, n)
+	if sum := summary(t, u.mustSync(0, dir2, "--json")); sum.Uploaded+sum.Downloaded != 0 {
+		t.Errorf("a sync after the resumed one did something: %+v", sum)
+	}
+}
+
+// killSyncAfter runs hq sync DIR as a process and kills it (SIGKILL) once
+// it has reported count actions of the kind.
+func (u *user) killSyncAfter(dir, action string, count int) {
+	u.t.Helper()
+	cmd := exec.Command(os.Args[0], "sync", dir)
+	cmd.Env = append(os.Environ(), "GO_HQ_TEST_MAIN=1", "HQ_CONFIG_DIR="+u.cfg)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		u.t.Fatal(err)
+	}
+	seen := 0
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() && seen < count {
+		if strings.HasPrefix(sc.Text(), action+" ") {
+			seen++
+		}
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	if seen < count {
+		u.t.Fatalf("hq sync ended after %d %s actions, before it could be killed", seen, action)
+	}
+}
+
+// checkSame wants DIR and the remote side to hold the same n files, and
+// no conflict copies.
+func (u *user) checkSame(dir string, n int) {
+	u.t.Helper()
+	local, remote := localFiles(u.t, dir), u.appList()
+	if len(local) != n || len(remote) != n {
+		u.t.Fatalf("%d files here, %d remote, want %d each", len(local), len(remote), n)
+	}
+	for p, content := range local {
+		if strings.Contains(p, ".conflict-") {
+			u.t.Errorf("a conflict copy: %s", p)
+		}
+		if _, ok := remote[p]; !ok {
+			u.t.Errorf("%s is not remote", p)
+		} else if d, _, _ := digestOf(strings.NewReader(content)); !d.sameBytes(remote[p]) {
+			u.t.Errorf("%s differs: remote %s", p, remote[p])
+		}
+	}
 }
