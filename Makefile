@@ -17,6 +17,7 @@ web:
 
 build: web helper
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/hqd ./cmd/hqd
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/hq ./cmd/hq
 
 # The job helper on its own (a 1 ms start instead of hqd's 6), embedded in
 # hqd by the build above; without it hqd runs itself as the helper.
