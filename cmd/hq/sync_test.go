@@ -20,8 +20,16 @@ func TestSyncCases(t *testing.T) {
 	// First sync: each side's new files reach the other.
 	write(t, dir, "CLAUDE.md", "# HQ\n")
 	write(t, dir, "workers/registry.yaml", "workers: []\n")
+	write(t, dir, "empty.md", "")
+	write(t, dir, "odd names/a b%20ü#?.md", "odd\n")
 	u.appPut("knowledge/index.md", "# index\n", "")
 	u.mustSync(0, dir)
+	if got, _, ok := u.appGet("odd%20names/a%20b%2520%C3%BC%23%3F.md"); !ok || got != "odd\n" {
+		t.Errorf("a name with spaces, %%, # and ?: remote holds %q (%v): %v", got, ok, u.appList())
+	}
+	if _, _, ok := u.appGet("empty.md"); !ok {
+		t.Error("an empty file was not uploaded")
+	}
 	if got, _, _ := u.appGet("workers/registry.yaml"); got != "workers: []\n" {
 		t.Errorf("upload: remote holds %q", got)
 	}
