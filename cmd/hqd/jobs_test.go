@@ -79,6 +79,7 @@ func until(t *testing.T, ch <-chan sseEvent, timeout time.Duration) []sseEvent {
 		select {
 		case ev, ok := <-ch:
 			if !ok {
+				checkEvents(t, out)
 				return out
 			}
 			if ev.Type == ":" {
@@ -86,6 +87,7 @@ func until(t *testing.T, ch <-chan sseEvent, timeout time.Duration) []sseEvent {
 			}
 			out = append(out, ev)
 			if ev.Type == "done" {
+				checkEvents(t, out)
 				return out
 			}
 		case <-deadline:

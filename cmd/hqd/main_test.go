@@ -95,6 +95,8 @@ func startHQD(t testing.TB, env []string, args ...string) *hqd {
 		if m, _ := line["metrics"].(string); m != "off" {
 			h.MetricsURL = "http://" + m
 		}
+		publicURLs.Store(h.URL, true) // do() checks its answers against the OpenAPI document
+		t.Cleanup(func() { publicURLs.Delete(h.URL) })
 	case <-h.exited:
 		t.Fatalf("hqd exited before listening: %v\nstdout:\n%s\nstderr:\n%s", h.exitErr, h.Stdout(), h.Stderr())
 	case <-time.After(30 * time.Second):
@@ -190,6 +192,8 @@ func (c call) decode(t testing.TB, v any) {
 	}
 }
 
+// do makes one request and returns hqd's answer, which it checks against
+// the OpenAPI document when it comes from an hqd's public listener.
 func do(t testing.TB, method, url, token string, body io.Reader, hdr ...string) call {
 	t.Helper()
 	req, err := http.NewRequest(method, url, body)
@@ -210,7 +214,9 @@ func do(t testing.TB, method, url, token string, body io.Reader, hdr ...string) 
 	b, _ := io.ReadAll(resp.Body)
 	note(token, "bearer token")
 	remember(b)
-	return call{resp.StatusCode, resp.Header, b}
+	c := call{resp.StatusCode, resp.Header, b}
+	checkAnswer(t, req, c)
+	return c
 }
 
 // cognito calls an action of a Cognito-protocol endpoint.

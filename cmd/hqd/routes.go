@@ -15,6 +15,7 @@ import (
 	"github.com/quantapix/hqd/internal/certs"
 	"github.com/quantapix/hqd/internal/files"
 	"github.com/quantapix/hqd/internal/httpx"
+	"github.com/quantapix/hqd/internal/openapi"
 	"github.com/quantapix/hqd/internal/web"
 )
 
@@ -36,6 +37,7 @@ func (a *App) routes() http.Handler {
 	})
 	r.Get("/readyz", a.readyz(false))
 	r.Get("/api/config", a.apiConfig)
+	r.Method(http.MethodGet, "/api/openapi.json", openapi.Handler())
 	if a.devIDP != nil {
 		a.devIDP.Routes(r)
 	}
