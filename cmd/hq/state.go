@@ -13,8 +13,6 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/quantapix/hqd/internal/atomicfile"
 )
 
 // stateDir is the folder in DIR where sync keeps its state; it is never
@@ -74,18 +72,6 @@ func loadState(dir string, sess *session) (*state, error) {
 		old.Files = map[string]*entry{}
 	}
 	return &old, nil
-}
-
-// save writes the state atomically.
-func (st *state) save(dir string) error {
-	b, err := json.Marshal(st)
-	if err != nil {
-		return err
-	}
-	if err := atomicfile.Write(statePath(dir), b); err != nil {
-		return fmt.Errorf("saving the sync state: %w", err)
-	}
-	return nil
 }
 
 // lockDir makes DIR/.hq and holds its lock: one sync of a folder at a time.

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	"github.com/quantapix/hqd/internal/atomicfile"
 	"github.com/quantapix/hqd/internal/hqpath"
 )
 
@@ -126,9 +128,11 @@ type syncer struct {
 	rep    *reporter
 	e      env
 
-	mu        sync.Mutex // guards st, dirty and the tallies below
+	saveMu    sync.Mutex // one save at a time
+	mu        sync.Mutex // guards st, dirty, placed and the tallies below
 	st        *state
 	dirty     bool
+	placed    bool           // a file was written here since the last save
 	done      map[string]int // action → count
 	conflicts []string       // paths, with where the remote copy went
 	problems  int            // errors
@@ -637,7 +641,7 @@ func (s *syncer) conflictWith(path, abs, tmp string, rf remoteFile, d digest, wh
 	}
 	s.mu.Lock()
 	s.st.Files[path] = &entry{ETag: rf.ETag, Size: -1, Conflict: name}
-	s.dirty = true
+	s.dirty, s.placed = true, true
 	s.mu.Unlock()
 	s.conflict(path, name, why)
 }
@@ -697,6 +701,7 @@ func (s *syncer) recordPlaced(path, abs, etag string, d digest) {
 		return
 	}
 	s.record(path, etag, &localFile{size: st.Size(), mtime: st.ModTime().UnixNano(), d: d, hashed: true})
+	s.markDirty(true)
 }
 
 func (s *syncer) forget(path string) {
@@ -756,28 +761,50 @@ func (s *syncer) saveEvery(d time.Duration) (stop func()) {
 }
 
 func (s *syncer) save() error {
+	s.saveMu.Lock() // one save at a time, in order
+	defer s.saveMu.Unlock()
+	// The snapshot is taken under the lock; the slow part (syncfs, the
+	// file's own fsync) runs without it, so transfers go on meanwhile.
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if !s.dirty {
+		s.mu.Unlock()
 		return nil
+	}
+	b, err := json.Marshal(s.st)
+	placed := s.placed
+	s.dirty, s.placed = false, false
+	s.mu.Unlock()
+	if err != nil {
+		return err
 	}
 	// The state may call a downloaded file synced only once its bytes are
 	// on disk: after a crash, an empty file that the state took for the
-	// synced one would go up as an edit. One syncfs covers every file
-	// written since the last save (an fsync each made 10,000 downloads
-	// several times slower).
-	if d, err := os.Open(s.dir); err == nil {
-		err = unix.Syncfs(int(d.Fd()))
-		d.Close()
-		if err != nil {
-			return fmt.Errorf("flushing %s to disk: %w", s.dir, err)
+	// synced one would go up as an edit. Every file the snapshot names was
+	// written before it was taken, so one syncfs now covers them all (an
+	// fsync each made 10,000 downloads several times slower).
+	if placed {
+		if d, err := os.Open(s.dir); err == nil {
+			err = unix.Syncfs(int(d.Fd()))
+			d.Close()
+			if err != nil {
+				s.markDirty(true)
+				return fmt.Errorf("flushing %s to disk: %w", s.dir, err)
+			}
 		}
 	}
-	if err := s.st.save(s.dir); err != nil {
-		return err
+	if err := atomicfile.Write(statePath(s.dir), b); err != nil {
+		s.markDirty(placed)
+		return fmt.Errorf("saving the sync state: %w", err)
 	}
-	s.dirty = false
 	return nil
+}
+
+// markDirty asks the next save to write the state again.
+func (s *syncer) markDirty(placed bool) {
+	s.mu.Lock()
+	s.dirty = true
+	s.placed = s.placed || placed
+	s.mu.Unlock()
 }
 
 // finish prints the summary and chooses the exit.
