@@ -86,6 +86,12 @@ type proc struct {
 // start runs `hqd dev` with env and waits for READY on a notify socket.
 func start(t *testing.T, env ...string) *proc {
 	t.Helper()
+	return startMode(t, "dev", env...)
+}
+
+// startMode runs `hqd MODE` (dev or serve) with env and waits for READY.
+func startMode(t *testing.T, mode string, env ...string) *proc {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "notify")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
 	if err != nil {
@@ -93,7 +99,7 @@ func start(t *testing.T, env ...string) *proc {
 	}
 	defer conn.Close()
 	port := itest.FreePort(t)
-	cmd := exec.Command(binary(t), "dev", fmt.Sprintf("--addr=127.0.0.1:%d", port), "--data-dir="+t.TempDir(), "--log-level=warn")
+	cmd := exec.Command(binary(t), mode, fmt.Sprintf("--addr=127.0.0.1:%d", port), "--data-dir="+t.TempDir(), "--log-level=warn")
 	cmd.Env = append(append(os.Environ(), "NOTIFY_SOCKET="+sock, "HQD_METRICS_ADDR="), env...) // the last of a name wins
 	// HQD_BENCH_HQD_ENV="GOGC=400 GOMAXPROCS=1" tries runtime settings on
 	// the hqd processes only, not on the load generator or MinIO.
@@ -202,6 +208,9 @@ func alternate(rounds int, a, b func() float64) (float64, float64) {
 func TestMain(m *testing.M) {
 	code := m.Run()
 	itest.CleanupStandin()
+	if hqdBin != "" { // built into its own temp dir
+		_ = os.RemoveAll(filepath.Dir(hqdBin))
+	}
 	os.Exit(code)
 }
 
@@ -239,6 +248,9 @@ func TestBench(t *testing.T) {
 	if want("P10") && (full() || os.Getenv("HQD_BENCH_ONLY") != "") {
 		// (make test floods once already: cmd/hqd TestJobFlood.)
 		figs = append(figs, p10(t, rounds)...)
+	}
+	if want("P11") {
+		figs = append(figs, p11(t, min(rounds, 3))...)
 	}
 	for _, f := range figs {
 		t.Logf("%s %-60s %10.2f %-6s ratio %.2f budget %s met %v %s", f.ID, f.Name, f.Value, f.Unit, f.Ratio, f.Budget, f.Met, f.Note)

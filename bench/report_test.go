@@ -50,11 +50,14 @@ func write(figs []figure) error {
 		if f.Ratio != 0 {
 			ratio = fmt.Sprintf("%.2f×", f.Ratio)
 		}
-		met := "yes"
-		if !f.Met {
+		budget, met := f.Budget, "yes"
+		switch {
+		case budget == "": // a figure for comparison (a peer's), not held to a budget
+			budget, met = "—", "—"
+		case !f.Met:
 			met = "**no**"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.2f %s | %s | %s | %s | %s |\n", f.ID, f.Name, f.Value, f.Unit, ratio, f.Budget, met, f.Note)
+		fmt.Fprintf(&b, "| %s | %s | %.2f %s | %s | %s | %s | %s |\n", f.ID, f.Name, f.Value, f.Unit, ratio, budget, met, f.Note)
 	}
 	b.WriteString("\n![each figure over its budget; at or under 1 is met](benchmarks.png)\n" + endMark)
 
@@ -74,7 +77,13 @@ func write(figs []figure) error {
 	return chart(figs)
 }
 
-func chart(figs []figure) error {
+func chart(all []figure) error {
+	var figs []figure // those with a budget: the others have no share of one
+	for _, f := range all {
+		if f.Budget != "" {
+			figs = append(figs, f)
+		}
+	}
 	p := plot.New()
 	p.Title.Text = "hqd: each figure over its budget (≤ 1 is met)"
 	p.Y.Label.Text = "figure ÷ budget"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the pinned test services hqd's tests start (MinIO, cognito-local, Pebble) on first use.
-# Usage: scripts/tools.sh [minio|cognito-local|pebble|chromium|podman|tflint|tfsec|goimports|caddy|all] (all: what make test needs)
+# Usage: scripts/tools.sh [minio|cognito-local|pebble|chromium|podman|tflint|tfsec|goimports|caddy|mc|rclone|all] (all: what make test needs)
 # Everything goes under $HQD_TOOLS_DIR (default ~/.cache/hqd/tools) so a machine that
 # keeps its cache installs each tool once; a new machine installs it here, never by hand.
 set -euo pipefail
@@ -12,6 +12,11 @@ TFLINT_VERSION=v0.64.0
 TFSEC_VERSION=v1.26.0
 GOIMPORTS_VERSION=v0.52.0 # golang.org/x/tools: make vet's import grouping check
 CADDY_VERSION=v2.11.9 # make bench only (P6: the app's assets against Caddy's file_server)
+# make bench only (P11: hq sync --direct against mc mirror and rclone sync).
+# mc has no semver tags (its releases are RELEASE.<date>): this is the
+# commit the Go module proxy answers for @latest (2025-03-13).
+MC_VERSION=v0.0.0-20250313080218-cf909e1063a9
+RCLONE_VERSION=v1.76.0
 
 TOOLS_DIR=${HQD_TOOLS_DIR:-$HOME/.cache/hqd/tools}
 mkdir -p "$TOOLS_DIR/bin"
@@ -91,10 +96,12 @@ case "$what" in
   tfsec) install_go_tool tfsec github.com/aquasecurity/tfsec/cmd/tfsec "$TFSEC_VERSION" ;;
   goimports) install_go_tool goimports golang.org/x/tools/cmd/goimports "$GOIMPORTS_VERSION" ;;
   caddy) install_go_tool caddy github.com/caddyserver/caddy/v2/cmd/caddy "$CADDY_VERSION" ;;
+  mc) install_go_tool mc github.com/minio/mc "$MC_VERSION" ;;
+  rclone) install_go_tool rclone github.com/rclone/rclone "$RCLONE_VERSION" ;;
   all) install_minio; install_cognito_local; install_pebble; install_chromium; install_podman
        install_go_tool tflint github.com/terraform-linters/tflint "$TFLINT_VERSION"
        install_go_tool tfsec github.com/aquasecurity/tfsec/cmd/tfsec "$TFSEC_VERSION"
        install_go_tool goimports golang.org/x/tools/cmd/goimports "$GOIMPORTS_VERSION" ;;
-  *) echo "usage: $0 [minio|cognito-local|pebble|chromium|podman|tflint|tfsec|goimports|caddy|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [minio|cognito-local|pebble|chromium|podman|tflint|tfsec|goimports|caddy|mc|rclone|all]" >&2; exit 2 ;;
 esac
 echo "$TOOLS_DIR/bin"
