@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/quantapix/hqd/internal/hqpath"
+	"github.com/quantapix/hqd/internal/s3lite"
 )
 
 // direct is the user's HQ root reached straight on S3 with the STS
@@ -24,10 +25,15 @@ import (
 // only; hqd's rules still hold because S3 enforces the session policy.
 type direct struct {
 	s      *sessions
-	client *s3.Client
+	client *s3.Client     // listings, large and multipart uploads
+	lite   *s3lite.Client // GET, HEAD, DELETE and small PUTs: a fraction of the SDK's CPU per request
 	bucket string
 	prefix string // users/{sub}/hq/
 }
+
+// litePut is the largest file sent by s3lite, which holds the body in
+// memory to sign it; larger ones stream through the SDK.
+const litePut = 1 << 20
 
 // newDirect builds the S3 client. endpoint is empty for AWS; set, it names
 // an S3-compatible server (MinIO) reached with path-style URLs.
@@ -48,10 +54,11 @@ func newDirect(ctx context.Context, s *sessions, endpoint string, conns int) (*d
 		return aws.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken,
 			CanExpire: true, Expires: c.Expiration.Add(-refreshMargin), Source: "hqd"}, nil
 	}))
+	hc := newHTTPClient(conns)
 	opts := s3.Options{
 		Region:      sess.Region,
 		Credentials: creds,
-		HTTPClient:  newHTTPClient(conns),
+		HTTPClient:  hc,
 		// Checksums only where S3 requires them (as hqd's store): ETags
 		// already carry the bytes' MD5, which sync compares.
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
@@ -61,7 +68,38 @@ func newDirect(ctx context.Context, s *sessions, endpoint string, conns int) (*d
 		opts.BaseEndpoint = aws.String(endpoint)
 		opts.UsePathStyle = true
 	}
-	return &direct{s: s, client: s3.New(opts), bucket: sess.Bucket, prefix: sess.Prefix}, nil
+	lite, err := s3lite.New(endpoint, endpoint != "", sess.Bucket, sess.Region, creds, hc)
+	if err != nil {
+		return nil, err
+	}
+	return &direct{s: s, client: s3.New(opts), lite: lite, bucket: sess.Bucket, prefix: sess.Prefix}, nil
+}
+
+// liteDo sends an s3lite request for path's key and maps S3's refusals.
+func (d *direct) liteDo(ctx context.Context, method, path string, body []byte, hdr ...string) (*http.Response, error) {
+	resp, err := d.lite.Do(ctx, func() (*http.Request, error) {
+		req, err := d.lite.Request(ctx, method, d.prefix+path, body)
+		for i := 0; err == nil && i+1 < len(hdr); i += 2 {
+			if hdr[i+1] != "" {
+				req.Header.Set(hdr[i], hdr[i+1])
+			}
+		}
+		return req, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 == 2 {
+		return resp, nil
+	}
+	code := s3lite.Code(resp)
+	switch resp.StatusCode {
+	case http.StatusNotFound:
+		return nil, fmt.Errorf("%w (S3 %s)", errNotFound, code)
+	case http.StatusPreconditionFailed, http.StatusConflict:
+		return nil, fmt.Errorf("%w (S3 %s)", errPrecondition, code)
+	}
+	return nil, fmt.Errorf("S3 answered %d %s to %s %s", resp.StatusCode, code, method, path)
 }
 
 // s3Error maps S3's answers to the errors sync acts on.
@@ -100,19 +138,19 @@ func (d *direct) list(ctx context.Context) ([]remoteFile, error) {
 }
 
 func (d *direct) get(ctx context.Context, path string, w io.Writer) (remoteFile, error) {
-	out, err := d.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &d.bucket, Key: aws.String(d.prefix + path)})
+	resp, err := d.liteDo(ctx, http.MethodGet, path, nil)
 	if err != nil {
-		return remoteFile{}, s3Error(err)
+		return remoteFile{}, err
 	}
-	defer out.Body.Close()
-	n, err := io.Copy(w, out.Body)
+	defer resp.Body.Close()
+	n, err := io.Copy(w, resp.Body)
 	if err != nil {
 		return remoteFile{}, fmt.Errorf("reading %s: %w", path, err)
 	}
-	if out.ContentLength != nil && n != *out.ContentLength {
-		return remoteFile{}, fmt.Errorf("reading %s: got %d of %d bytes", path, n, *out.ContentLength)
+	if resp.ContentLength >= 0 && n != resp.ContentLength {
+		return remoteFile{}, fmt.Errorf("reading %s: got %d of %d bytes", path, n, resp.ContentLength)
 	}
-	return remoteFile{Path: path, Size: n, ETag: aws.ToString(out.ETag)}, nil
+	return remoteFile{Path: path, Size: n, ETag: resp.Header.Get("ETag")}, nil
 }
 
 func (d *direct) put(ctx context.Context, path, name string, cond putCond, progress func(int64)) (remoteFile, error) {
@@ -126,6 +164,25 @@ func (d *direct) put(ctx context.Context, path, name string, cond putCond, progr
 		return remoteFile{}, err
 	}
 	key, ct := d.prefix+path, hqpath.GuessType(path)
+	if st.Size() <= litePut {
+		body := make([]byte, st.Size())
+		if _, err := io.ReadFull(f, body); err != nil {
+			return remoteFile{}, err
+		}
+		noneMatch := ""
+		if cond.create {
+			noneMatch = "*"
+		}
+		resp, err := d.liteDo(ctx, http.MethodPut, path, body, "Content-Type", ct, "If-Match", cond.ifMatch, "If-None-Match", noneMatch)
+		if err != nil {
+			return remoteFile{}, err
+		}
+		s3lite.Drain(resp)
+		if progress != nil {
+			progress(st.Size())
+		}
+		return remoteFile{Path: path, Size: st.Size(), ETag: resp.Header.Get("ETag")}, nil
+	}
 	var ifMatch, ifNoneMatch *string
 	if cond.ifMatch != "" {
 		ifMatch = aws.String(cond.ifMatch)
@@ -187,19 +244,20 @@ func (d *direct) putMultipart(ctx context.Context, path, key, ct string, f *os.F
 // on DeleteObject; MinIO ignores it, so the version is checked with a HEAD
 // first (one round trip's window on MinIO, none on S3).
 func (d *direct) remove(ctx context.Context, path, ifMatch string) error {
-	key := d.prefix + path
-	in := &s3.DeleteObjectInput{Bucket: &d.bucket, Key: &key}
 	if ifMatch != "" {
-		if _, err := d.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &d.bucket, Key: &key, IfMatch: &ifMatch}); err != nil {
-			if err = s3Error(err); errors.Is(err, errNotFound) {
-				return fmt.Errorf("%w: gone", errPrecondition) // as hqd answers If-Match on a missing file
-			}
+		resp, err := d.liteDo(ctx, http.MethodHead, path, nil, "If-Match", ifMatch)
+		if errors.Is(err, errNotFound) {
+			return fmt.Errorf("%w: gone", errPrecondition) // as hqd answers If-Match on a missing file
+		}
+		if err != nil {
 			return err
 		}
-		in.IfMatch = &ifMatch
+		s3lite.Drain(resp)
 	}
-	if _, err := d.client.DeleteObject(ctx, in); err != nil {
-		return s3Error(err)
+	resp, err := d.liteDo(ctx, http.MethodDelete, path, nil, "If-Match", ifMatch)
+	if err != nil {
+		return err
 	}
+	s3lite.Drain(resp)
 	return nil
 }

@@ -1,130 +1,49 @@
 package files
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
-	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	"github.com/aws/smithy-go/encoding/httpbinding"
+
+	"github.com/quantapix/hqd/internal/s3lite"
 )
 
-// fastS3 serves the hot operations — GET and small PUTs — with a SigV4
-// request over the shared connection pool, without the SDK's middleware
-// stack, which costs more CPU per 4 KiB object than the object itself (see
+// fastS3 serves the hot operations — GET and small PUTs — through
+// s3lite's signed requests, without the SDK's middleware stack (see
 // docs/BENCHMARKS.md, P1). Everything else, and every case it does not
 // cover, goes through the SDK. Both are checked by the same conformance
 // suite against MinIO.
 type fastS3 struct {
-	base      *url.URL // scheme and host of the endpoint
-	pathStyle bool
-	bucket    string
-	region    string
-	creds     aws.CredentialsProvider
-	signer    *v4.Signer
-	client    *http.Client
+	c *s3lite.Client
 }
-
-const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 func newFastS3(cfg S3Config, creds aws.CredentialsProvider, client *http.Client) (*fastS3, error) {
-	endpoint := cfg.Endpoint
-	pathStyle := cfg.PathStyle
-	if endpoint == "" {
-		endpoint = "https://s3." + cfg.Region + ".amazonaws.com"
-	}
-	u, err := url.Parse(endpoint)
-	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("S3 endpoint %q: not a URL", endpoint)
-	}
-	if !pathStyle && strings.Contains(cfg.Bucket, ".") {
-		pathStyle = true // a dotted bucket breaks virtual-host TLS names
-	}
-	return &fastS3{base: u, pathStyle: pathStyle, bucket: cfg.Bucket, region: cfg.Region, creds: creds,
-		signer: v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true }), client: client}, nil
-}
-
-// request builds and signs a request for key.
-func (f *fastS3) request(ctx context.Context, method, key string, body []byte) (*http.Request, error) {
-	escaped := httpbinding.EscapePath(key, false)
-	u := *f.base
-	if f.pathStyle {
-		u.Path = strings.TrimSuffix(f.base.Path, "/") + "/" + f.bucket + "/" + key
-		u.RawPath = strings.TrimSuffix(f.base.EscapedPath(), "/") + "/" + f.bucket + "/" + escaped
-	} else {
-		u.Host = f.bucket + "." + u.Host
-		u.Path = "/" + key
-		u.RawPath = "/" + escaped
-	}
-	var rd io.Reader
-	hash := emptySHA256
-	if body != nil {
-		rd = bytes.NewReader(body)
-		sum := sha256.Sum256(body)
-		hash = hex.EncodeToString(sum[:])
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	c, err := s3lite.New(cfg.Endpoint, cfg.PathStyle, cfg.Bucket, cfg.Region, creds, client)
 	if err != nil {
 		return nil, err
 	}
-	if body != nil {
-		req.ContentLength = int64(len(body))
-	}
-	req.Header.Set("X-Amz-Content-Sha256", hash)
-	return req, nil
+	return &fastS3{c: c}, nil
 }
 
-func (f *fastS3) sign(ctx context.Context, req *http.Request) error {
-	c, err := f.creds.Retrieve(ctx)
-	if err != nil {
-		return &UnavailableError{Op: "credentials", Temporary: true, Err: err}
-	}
-	return f.signer.SignHTTP(ctx, c, req, req.Header.Get("X-Amz-Content-Sha256"), "s3", f.region, time.Now().UTC())
-}
-
-// do sends req, retrying once on a broken connection (both are idempotent
-// here: a GET, or a PUT of the whole object).
+// do sends the request build makes (see s3lite.Client.Do).
 func (f *fastS3) do(ctx context.Context, build func() (*http.Request, error)) (*http.Response, error) {
-	var lastErr error
-	for attempt := 0; attempt < 2; attempt++ {
-		req, err := build()
-		if err != nil {
-			return nil, err
-		}
-		if err := f.sign(ctx, req); err != nil {
-			return nil, err
-		}
-		resp, err := f.client.Do(req)
-		if err == nil {
-			return resp, nil
-		}
-		lastErr = err
-		if ctx.Err() != nil {
-			break
-		}
+	resp, err := f.c.Do(ctx, build)
+	var ce *s3lite.CredentialsError
+	switch {
+	case err == nil:
+		return resp, nil
+	case errors.As(err, &ce):
+		return nil, &UnavailableError{Op: "credentials", Temporary: true, Err: ce.Err}
 	}
-	return nil, &UnavailableError{Op: "request", Temporary: true, Err: lastErr}
+	return nil, &UnavailableError{Op: "request", Temporary: true, Err: err}
 }
 
 // statusErr translates an S3 error answer into the package's outcomes.
 func statusErr(op string, resp *http.Response) error {
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	resp.Body.Close()
-	code := ""
-	if i := bytes.Index(body, []byte("<Code>")); i >= 0 {
-		if j := bytes.Index(body[i:], []byte("</Code>")); j > 0 {
-			code = string(body[i+6 : i+j])
-		}
-	}
+	code := s3lite.Code(resp)
 	err := fmt.Errorf("S3 answered %d %s", resp.StatusCode, code)
 	switch {
 	case resp.StatusCode == http.StatusNotFound && code != "NoSuchBucket":
@@ -144,7 +63,7 @@ func statusErr(op string, resp *http.Response) error {
 // Get reads an object (see S3.Get).
 func (f *fastS3) Get(ctx context.Context, key string, opt GetOptions) (*Object, error) {
 	resp, err := f.do(ctx, func() (*http.Request, error) {
-		req, err := f.request(ctx, http.MethodGet, key, nil)
+		req, err := f.c.Request(ctx, http.MethodGet, key, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -197,7 +116,7 @@ func (f *fastS3) Get(ctx context.Context, key string, opt GetOptions) (*Object, 
 // Put writes a small object in one request (see S3.Put).
 func (f *fastS3) Put(ctx context.Context, key string, body []byte, ct string, opt PutOptions) (string, error) {
 	resp, err := f.do(ctx, func() (*http.Request, error) {
-		req, err := f.request(ctx, http.MethodPut, key, body)
+		req, err := f.c.Request(ctx, http.MethodPut, key, body)
 		if err != nil {
 			return nil, err
 		}
@@ -220,8 +139,7 @@ func (f *fastS3) Put(ctx context.Context, key string, body []byte, ct string, op
 		}
 		return "", err
 	}
-	_, _ = io.Copy(io.Discard, resp.Body) // keep the connection reusable
-	resp.Body.Close()
+	s3lite.Drain(resp)
 	etag := resp.Header.Get("ETag")
 	if etag == "" {
 		return "", &UnavailableError{Op: "put", Err: errors.New("S3 answered without an ETag")}
