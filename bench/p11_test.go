@@ -3,8 +3,11 @@ package bench
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,15 +63,16 @@ func p11(t *testing.T, rounds int) []figure {
 	}
 	m := itest.StartMinIO(t)
 	bucket := m.Bucket(t)
+	st := startP11Stack(t, m, bucket)
 	var tools []syncTool
 	for _, name := range names {
 		switch name {
 		case "hq":
-			tools = append(tools, hqTool(t, m, bucket))
+			tools = append(tools, hqTool(t, m, st))
 		case "mc":
-			tools = append(tools, mcTool(t, m, bucket))
+			tools = append(tools, mcTool(t, m, bucket, st))
 		case "rclone":
-			tools = append(tools, rcloneTool(t, m, bucket))
+			tools = append(tools, rcloneTool(t, m, bucket, st))
 		default:
 			t.Fatalf("HQD_BENCH_P11_TOOLS: unknown tool %q (hq, mc, rclone)", name)
 		}
@@ -98,7 +102,7 @@ func p11(t *testing.T, rounds int) []figure {
 	}
 
 	n := thousands(files)
-	how := fmt.Sprintf("medians of %d rounds (tools in a rotated order), each run on a fresh copy of the folder and an empty prefix; parallelism 8 where a tool has a setting (hq --jobs 8 by default, rclone --transfers 8 --checkers 8), mc mirror sizes its own worker pool", rounds)
+	how := fmt.Sprintf("medians of %d rounds (tools in a rotated order), each run on a fresh copy of the folder, as a new user (an empty users/{sub}/hq/) with that user's STS credentials from hqd's refresh route (MinIO checks the session policy on every request, for every tool); parallelism 8 where a tool has a setting (hq --jobs 8 by default, rclone --transfers 8 --checkers 8), mc mirror sizes its own worker pool", rounds)
 	var figs []figure
 	peer, faster := 0.0, ""
 	for _, name := range []string{"mc", "rclone"} {
@@ -156,10 +160,19 @@ func peersNoChange(again map[string][]float64) string {
 	return "; " + strings.Join(s, ", ")
 }
 
-// hqTool is `hq sync --direct`: hqd serve on MinIO with cognito-local and
-// MinIO's STS, and for each run a new user (so an empty users/{sub}/hq/)
-// signed in with `hq login` into a fresh HQ_CONFIG_DIR (not timed).
-func hqTool(t *testing.T, m *itest.MinIO, bucket string) syncTool {
+// p11Stack is hqd serve on MinIO with cognito-local and MinIO's STS: each
+// run's user signs up there, and every contestant uploads with that user's
+// STS credentials from hqd's refresh route (scoped to users/{sub}/hq/), as
+// a person using mc or rclone with their HQ credentials would. The
+// session policy is MinIO's work on every request, so all tools pay it.
+type p11Stack struct {
+	cog *itest.Cognito
+	url string
+}
+
+const p11Password = "Passw0rd!"
+
+func startP11Stack(t *testing.T, m *itest.MinIO, bucket string) *p11Stack {
 	cog := itest.StartCognito(t)
 	p := startMode(t, "serve",
 		"HQD_STORAGE=s3", "HQD_BUCKET="+bucket, "HQD_S3_ENDPOINT="+m.Endpoint, "HQD_S3_PATH_STYLE=true", "HQD_AWS_REGION="+m.Region,
@@ -167,53 +180,97 @@ func hqTool(t *testing.T, m *itest.MinIO, bucket string) syncTool {
 		"HQD_COGNITO_USER_POOL_ID="+cog.PoolID, "HQD_COGNITO_CLIENT_IDS="+cog.ClientID,
 		"HQD_COGNITO_ENDPOINT="+cog.Endpoint, "HQD_JWT_ISSUER="+cog.Issuer,
 		"HQD_STS_ROLE_ARN=arn:aws:iam::000000000000:role/hqd-user", "HQD_STS_ENDPOINT="+m.Endpoint)
+	return &p11Stack{cog: cog, url: p.url}
+}
+
+// user signs a new user up (an empty users/{sub}/hq/).
+func (st *p11Stack) user(t *testing.T, round int) (email string, tok itest.Tokens) {
+	email = fmt.Sprintf("p11-%d-%d@example.com", round, time.Now().UnixNano())
+	tok = st.cog.SignUp(t, email, p11Password)
+	secrets.Note(tok.Access, "access token")
+	secrets.Note(tok.Refresh, "refresh token")
+	return email, tok
+}
+
+// stsCredentials are a new user's credentials from hqd's refresh route.
+type stsCredentials struct {
+	AccessKeyID, SecretAccessKey, SessionToken string
+	Sub                                        string
+}
+
+func (st *p11Stack) credentials(t *testing.T, round int) stsCredentials {
+	_, tok := st.user(t, round)
+	body := strings.NewReader(fmt.Sprintf(`{"refreshToken":%q}`, tok.Refresh))
+	resp, err := http.Post(st.url+"/api/auth/refresh", "application/json", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var ans struct {
+		Credentials *stsCredentials `json:"credentials"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ans); err != nil || resp.StatusCode != 200 || ans.Credentials == nil {
+		t.Fatalf("refresh: %d %v", resp.StatusCode, err)
+	}
+	secrets.Note(ans.Credentials.SecretAccessKey, "STS secret key")
+	secrets.Note(ans.Credentials.SessionToken, "STS session token")
+	ans.Credentials.Sub = tok.Sub
+	return *ans.Credentials
+}
+
+// hqTool is `hq sync --direct`, signed in with `hq login` into a fresh
+// HQ_CONFIG_DIR (not timed); it gets its STS credentials itself.
+func hqTool(t *testing.T, m *itest.MinIO, st *p11Stack) syncTool {
 	bin := itest.BuildCmd(t, "hq") // as make build makes it
-	const password = "Passw0rd!"
 	return syncTool{name: "hq", bin: bin, setup: func(round int, dir string) ([]string, []string, string) {
-		email := fmt.Sprintf("p11-%d-%d@example.com", round, time.Now().UnixNano())
-		user := cog.SignUp(t, email, password)
-		secrets.Note(user.Access, "access token")
-		secrets.Note(user.Refresh, "refresh token")
+		email, tok := st.user(t, round)
 		env := toolEnv(t, "HQ_CONFIG_DIR="+t.TempDir())
-		login := exec.Command(bin, "login", "--endpoint", p.url, "--email", email, "--password-stdin")
-		login.Env, login.Stdin = env, strings.NewReader(password+"\n")
+		login := exec.Command(bin, "login", "--endpoint", st.url, "--email", email, "--password-stdin")
+		login.Env, login.Stdin = env, strings.NewReader(p11Password+"\n")
 		if out, err := login.CombinedOutput(); err != nil {
 			t.Fatalf("hq login: %v\n%s", err, out)
 		}
-		return []string{"sync", "--direct", "--s3-endpoint", m.Endpoint, dir}, env, "users/" + user.Sub + "/hq/"
+		return []string{"sync", "--direct", "--s3-endpoint", m.Endpoint, dir}, env, "users/" + tok.Sub + "/hq/"
 	}}
 }
 
-// mcTool is `mc mirror`, with MinIO's root credentials in an alias given
-// by the environment (MC_HOST_<alias>) and its configuration in a fresh
-// directory. mc mirror has no parallelism setting: it starts one worker
-// per CPU and adds more while its throughput grows (up to 128).
-func mcTool(t *testing.T, m *itest.MinIO, bucket string) syncTool {
+// mcTool is `mc mirror` into the user's prefix, with the user's STS
+// credentials in an alias given by the environment (MC_HOST_<alias>, with
+// the session token) and its configuration in a fresh directory. mc mirror
+// has no parallelism setting: it starts one worker per CPU and adds more
+// while its throughput grows (up to 128).
+func mcTool(t *testing.T, m *itest.MinIO, bucket string, st *p11Stack) syncTool {
 	bin := itest.Tool(t, "mc")
-	host := strings.Replace(m.Endpoint, "://", "://"+m.AccessKey+":"+m.SecretKey+"@", 1)
 	return syncTool{name: "mc", bin: bin, setup: func(round int, dir string) ([]string, []string, string) {
-		prefix := fmt.Sprintf("p11/mc-%d/", round)
+		c := st.credentials(t, round)
+		prefix := "users/" + c.Sub + "/hq/"
+		auth := url.PathEscape(c.AccessKeyID) + ":" + url.PathEscape(c.SecretAccessKey) + ":" + url.PathEscape(c.SessionToken)
+		host := strings.Replace(m.Endpoint, "://", "://"+auth+"@", 1)
 		env := toolEnv(t, "MC_HOST_p11="+host, "MC_CONFIG_DIR="+t.TempDir())
 		return []string{"mirror", "--quiet", dir, "p11/" + bucket + "/" + strings.TrimSuffix(prefix, "/")}, env, prefix
 	}}
 }
 
-// rcloneTool is `rclone sync` to a remote defined by the environment
-// (RCLONE_CONFIG_P11_*: s3, provider Minio, MinIO's root credentials),
-// with 8 transfers (its default is 4; hq's --jobs default is 8) and its
-// default 8 checkers, and otherwise its defaults.
-func rcloneTool(t *testing.T, m *itest.MinIO, bucket string) syncTool {
+// rcloneTool is `rclone sync` into the user's prefix, to a remote defined
+// by the environment (RCLONE_CONFIG_P11_*: s3, provider Minio, the user's
+// STS credentials; --s3-no-check-bucket, as the credentials may not create
+// buckets), with 8 transfers (its default is 4; hq's --jobs default is 8)
+// and its default 8 checkers, and otherwise its defaults.
+func rcloneTool(t *testing.T, m *itest.MinIO, bucket string, st *p11Stack) syncTool {
 	bin := itest.Tool(t, "rclone")
 	return syncTool{name: "rclone", bin: bin, setup: func(round int, dir string) ([]string, []string, string) {
-		prefix := fmt.Sprintf("p11/rclone-%d/", round)
+		c := st.credentials(t, round)
+		prefix := "users/" + c.Sub + "/hq/"
 		conf := filepath.Join(t.TempDir(), "rclone.conf")
 		if err := os.WriteFile(conf, nil, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		env := toolEnv(t, "RCLONE_CONFIG="+conf, "RCLONE_CONFIG_P11_TYPE=s3", "RCLONE_CONFIG_P11_PROVIDER=Minio",
-			"RCLONE_CONFIG_P11_ACCESS_KEY_ID="+m.AccessKey, "RCLONE_CONFIG_P11_SECRET_ACCESS_KEY="+m.SecretKey,
+			"RCLONE_CONFIG_P11_ACCESS_KEY_ID="+c.AccessKeyID, "RCLONE_CONFIG_P11_SECRET_ACCESS_KEY="+c.SecretAccessKey,
+			"RCLONE_CONFIG_P11_SESSION_TOKEN="+c.SessionToken,
 			"RCLONE_CONFIG_P11_ENDPOINT="+m.Endpoint, "RCLONE_CONFIG_P11_REGION="+m.Region)
-		return []string{"sync", dir, "p11:" + bucket + "/" + strings.TrimSuffix(prefix, "/"), "--transfers", "8", "--checkers", "8"}, env, prefix
+		return []string{"sync", dir, "p11:" + bucket + "/" + prefix, "--transfers", "8", "--checkers", "8",
+			"--s3-no-check-bucket"}, env, prefix
 	}}
 }
 

@@ -40,6 +40,8 @@ type user struct {
 	s3       string // HQ_S3_ENDPOINT, for --direct
 	pwa      string // an access token of another session (the app's)
 	bin      string // when set, hq runs as this binary, not in-process
+	// syncFlags are added to every mustSync (e.g. --direct).
+	syncFlags []string
 }
 
 // devHQD starts `hqd dev` (the binary make build makes) in a temp dir.
@@ -116,6 +118,7 @@ func (u *user) getenv(k string) string {
 // mustSync runs hq sync DIR (and flags) and wants exit code want.
 func (u *user) mustSync(want int, dir string, flags ...string) string {
 	u.t.Helper()
+	flags = append(flags, u.syncFlags...)
 	code, out, errOut := u.hq(append([]string{"sync", dir}, flags...)...)
 	if code != want {
 		u.t.Fatalf("hq sync %s %v = %d, want %d\nstdout:\n%s\nstderr:\n%s", dir, flags, code, want, out, errOut)

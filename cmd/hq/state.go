@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -104,12 +105,18 @@ type digest struct {
 	Multipart string
 }
 
+// bufs are digestOf's read buffers, reused across the many small files
+// of a sync.
+var bufs = sync.Pool{New: func() any { return new([64 << 10]byte) }}
+
 // digestOf reads r to its end.
 func digestOf(r io.Reader) (digest, int64, error) {
 	whole, part := md5.New(), md5.New()
 	var parts []byte
 	var n int64
-	buf := make([]byte, 256<<10)
+	b := bufs.Get().(*[64 << 10]byte)
+	defer bufs.Put(b)
+	buf := b[:]
 	inPart := 0
 	for {
 		k, err := r.Read(buf)

@@ -11,10 +11,22 @@ import (
 	"testing"
 )
 
-// TestSyncCases walks through every case of the two-way sync against hqd
-// dev, the other side played by the app's API calls.
+// TestSyncCases walks through every case of the two-way sync, the other
+// side played by the app's API calls: against hqd dev (the dir store),
+// against hqd serve on MinIO and cognito-local, and the same with --direct
+// (the bytes straight to MinIO under the STS session policy).
 func TestSyncCases(t *testing.T) {
-	u := devUser(t, devHQD(t), "sync@example.com")
+	t.Run("dev", func(t *testing.T) { syncCases(t, devUser(t, devHQD(t), "sync@example.com")) })
+	st := startServe(t)
+	t.Run("serve", func(t *testing.T) { syncCases(t, st.user(t, "sync@example.com")) })
+	t.Run("serve-direct", func(t *testing.T) {
+		u := st.user(t, "direct@example.com")
+		u.syncFlags = []string{"--direct"}
+		syncCases(t, u)
+	})
+}
+
+func syncCases(t *testing.T, u *user) {
 	dir := t.TempDir()
 
 	// First sync: each side's new files reach the other.
