@@ -118,7 +118,7 @@ vet:
 	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod is not tidy: go mod tidy"; $(GO) mod tidy -diff; exit 1; }
 	@bash scripts/check-tree.sh tracked
 
-# Issue 9's comparisons (P1–P7), side by side in alternating rounds, written
+# The comparisons (P1–P11), side by side in alternating rounds, written
 # to docs/BENCHMARKS.md and docs/benchmarks.png (about 15 minutes), then the
 # packages' own go benchmarks. Needs the app built (P6 serves it).
 bench: tools web helper

@@ -87,10 +87,17 @@ func (m *MinIO) Bucket(tb testing.TB) string {
 		name = name[:50]
 	}
 	name = strings.Trim(name, "-") + fmt.Sprintf("-%d", time.Now().UnixNano()%1e9)
-	if _, err := m.Client().CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: &name}); err != nil {
-		tb.Fatalf("creating bucket %s: %v", name, err)
+	// MinIO can answer ready and still refuse with "Server not initialized
+	// yet" for a moment on a busy machine: wait that out (30 s at most).
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		_, err := m.Client().CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: &name})
+		if err == nil {
+			return name
+		}
+		if !strings.Contains(err.Error(), "XMinioServerNotInitialized") || time.Now().After(deadline) {
+			tb.Fatalf("creating bucket %s: %v", name, err)
+		}
 	}
-	return name
 }
 
 // Pid is the MinIO server's process id (benchmarks read its CPU time).
