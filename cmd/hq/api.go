@@ -36,7 +36,10 @@ func (e *apiError) Error() string {
 	if msg == "" {
 		msg = http.StatusText(e.Status)
 	}
-	s := fmt.Sprintf("%s (%d %s", msg, e.Status, e.Code)
+	s := fmt.Sprintf("%s (HTTP %d", msg, e.Status)
+	if e.Code != "" {
+		s += " " + e.Code
+	}
 	if e.RequestID != "" {
 		s += ", request " + e.RequestID
 	}
@@ -77,7 +80,9 @@ func newHTTPClient(conns int) *http.Client {
 	t.MaxIdleConnsPerHost = conns
 	t.ResponseHeaderTimeout = 2 * time.Minute
 	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	return &http.Client{Transport: t}
+	// Redirects are not followed: a request may carry a token, a refresh
+	// token or a password in its body, which must go nowhere else.
+	return &http.Client{Transport: t, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 // getJSON GETs url (with a bearer token when given) and decodes the answer.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -290,6 +291,11 @@ func cmdLogin(ctx context.Context, args []string, e env) error {
 	if cog == "" {
 		cog = "https://cognito-idp." + cfg.Region + ".amazonaws.com/"
 	}
+	if u, err := url.Parse(cog); err != nil || u.Host == "" {
+		return fmt.Errorf("%s names a sign-in endpoint that is not a URL: %q", base, cog)
+	} else if err := private(u, "the sign-in endpoint"); err != nil {
+		return err
+	}
 	tok, err := cognitoSignIn(ctx, s.http, cog, cfg.ClientID, *email, password)
 	if err != nil {
 		return err
@@ -354,7 +360,23 @@ func normalizeEndpoint(s string) (string, error) {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		return "", fmt.Errorf("--endpoint %q is not a base URL such as https://hq.example.com", s)
 	}
+	if err := private(u, "--endpoint"); err != nil {
+		return "", err
+	}
 	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// private refuses plain http except to this machine: the password and
+// tokens would cross the network in clear.
+func private(u *url.URL, what string) error {
+	if u.Scheme == "https" {
+		return nil
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		return nil
+	}
+	return fmt.Errorf("%s %s is plain http to another machine: the password and tokens would travel in clear (use https; http is for this machine only)", what, u.Redacted())
 }
 
 // readPassword reads the password from stdin's first line, or asks for it

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -137,9 +138,14 @@ type syncer struct {
 	conflicts []string       // paths, with where the remote copy went
 	problems  int            // errors
 	again     int            // paths that changed during the sync
-	// unreadable holds local paths (files, or folders ending in /) that
-	// could not be read: left alone, never taken for deleted.
-	unreadable map[string]bool
+	// alone holds paths (files, or folders ending in /) the sync must not
+	// touch on either side: unreadable here, links and other non-regular
+	// files here, names the other side cannot hold. Never taken for deleted.
+	alone map[string]bool
+	// localDirs are the folders here: a remote file of such a name cannot
+	// come down.
+	localDirs map[string]bool
+	emptied   []string // folders a local delete may have left empty
 }
 
 // localFile is a file in DIR as the scan found it.
@@ -181,7 +187,7 @@ func (s *syncer) run(ctx context.Context) error {
 		return err
 	}
 	s.done = map[string]int{}
-	s.unreadable = map[string]bool{}
+	s.alone, s.localDirs = map[string]bool{}, map[string]bool{}
 	skip := map[string]bool{}
 	for _, en := range s.st.Files {
 		if en.Conflict != "" {
@@ -199,7 +205,27 @@ func (s *syncer) run(ctx context.Context) error {
 	remote := map[string]*remoteFile{}
 	for i := range remoteFiles {
 		r := &remoteFiles[i]
+		if strings.HasSuffix(r.Path, "/") {
+			continue // a folder marker some S3 tools make, not a file
+		}
+		if err := hqpath.Check(s.prefix, r.Path); err != nil {
+			// hqd refuses such names; an S3 key can hold anything. It is
+			// never used as a local path.
+			s.problem(fmt.Sprintf("%q", r.Path), fmt.Sprintf("a remote name that cannot be a file here (%v): left alone", err))
+			continue
+		}
+		if s.aloneHere(r.Path) {
+			// A link or an unreadable file here where there is a file there:
+			// not in step, and said so (once for each such file).
+			s.problem(r.Path, "left alone: here its path is a link, a special or unreadable file, or under one")
+			continue
+		}
 		if skip[r.Path] || s.leaveAlone(r.Path) {
+			continue
+		}
+		if s.localDirs[r.Path] {
+			s.problem(r.Path, "a file there, a folder here: left alone on both sides (rename one of them)")
+			s.alone[r.Path] = true
 			continue
 		}
 		remote[r.Path] = r
@@ -242,6 +268,9 @@ func (s *syncer) run(ctx context.Context) error {
 		})
 	}
 	werr := g.Wait()
+	for _, d := range s.emptied { // after the transfers, which may fill them again
+		s.removeEmptyParents(d)
+	}
 	s.rep.bar.finish()
 	stopSaver()
 	if err := s.save(); err != nil {
@@ -273,9 +302,8 @@ func (s *syncer) scanLocal(skip map[string]bool) (map[string]*localFile, error) 
 		rel = filepath.ToSlash(rel)
 		if err != nil {
 			s.problem(rel, fmt.Sprintf("cannot be read: %v", err))
-			s.unreadable[rel] = true
+			s.alone[rel], s.alone[rel+"/"] = true, true
 			if d != nil && d.IsDir() {
-				s.unreadable[rel+"/"] = true
 				return fs.SkipDir
 			}
 			return nil
@@ -289,15 +317,24 @@ func (s *syncer) scanLocal(skip map[string]bool) (map[string]*localFile, error) 
 			}
 			return nil
 		}
-		if d.IsDir() || skip[rel] {
+		if d.IsDir() {
+			s.localDirs[rel] = true
+			return nil
+		}
+		if skip[rel] {
 			return nil
 		}
 		if !d.Type().IsRegular() {
-			s.rep.report(event{Action: "skip", Path: rel, Detail: "not a regular file (links are not followed)"})
+			// A link (to a file or a folder) is not followed, and its path
+			// is left alone on both sides: never written through, never
+			// taken for a deleted file.
+			s.rep.report(event{Action: "skip", Path: rel, Detail: "a link or other special file: left alone on both sides (list it in .hqignore to silence this)"})
+			s.alone[rel], s.alone[rel+"/"] = true, true
 			return nil
 		}
 		if err := hqpath.Check(s.prefix, rel); err != nil {
 			s.problem(rel, fmt.Sprintf("cannot be kept in HQ: %v (rename it, or list it in .hqignore)", err))
+			s.alone[rel] = true
 			return nil
 		}
 		info, err := d.Info()
@@ -344,7 +381,7 @@ func (s *syncer) hash(ctx context.Context, local map[string]*localFile) error {
 	err := g.Wait()
 	for _, p := range unreadable {
 		delete(local, p)
-		s.unreadable[p] = true // neither sent nor taken for deleted
+		s.alone[p] = true // neither sent nor taken for deleted
 	}
 	return err
 }
@@ -374,6 +411,9 @@ func (s *syncer) plan(local map[string]*localFile, remote map[string]*remoteFile
 			continue
 		}
 		t := task{path: p, local: l, remote: r, base: b}
+		if b == nil && r == nil && l != nil && s.adoptCopy(p, l, remote) {
+			continue
+		}
 		if b == nil {
 			switch {
 			case l != nil && r != nil && l.d.sameBytes(r.ETag):
@@ -436,15 +476,63 @@ func (s *syncer) plan(local map[string]*localFile, remote map[string]*remoteFile
 // (one listed in .hqignore after it was synced stays as it is on both
 // sides), one that could not be read here, or the state's own folder.
 func (s *syncer) leaveAlone(p string) bool {
-	if p == stateDir || strings.HasPrefix(p, stateDir+"/") || s.unreadable[p] || s.ign.Match(strings.Split(p, "/"), false) {
+	if p == stateDir || strings.HasPrefix(p, stateDir+"/") || s.aloneHere(p) {
 		return true
 	}
-	for d := range s.unreadable {
-		if strings.HasSuffix(d, "/") && strings.HasPrefix(p, d) {
+	parts := strings.Split(p, "/")
+	if s.ign.Match(parts, false) {
+		return true
+	}
+	// Under an ignored folder (gitignore's rule: a file in an excluded
+	// folder cannot be included again; the scan never sees it).
+	for i := 1; i < len(parts); i++ {
+		if s.ign.Match(parts[:i], true) {
 			return true
 		}
 	}
 	return false
+}
+
+// aloneHere says whether p, or a folder above it, is in s.alone.
+func (s *syncer) aloneHere(p string) bool {
+	if s.alone[p] {
+		return true
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] == '/' && s.alone[p[:i+1]] {
+			return true
+		}
+	}
+	return false
+}
+
+// copyName matches the names of conflict copies: NAME.conflict-<short
+// ETag>, with -N when that name was taken.
+var copyName = regexp.MustCompile(`^(.+)\.conflict-([0-9A-Za-z]{1,8})(-[0-9]+)?$`)
+
+// adoptCopy recognizes a conflict copy that a killed sync wrote before it
+// could record it: a new local file named as a copy of a path whose remote
+// version holds the same bytes. It becomes that path's conflict copy
+// again, rather than a new file to upload.
+func (s *syncer) adoptCopy(p string, l *localFile, remote map[string]*remoteFile) bool {
+	m := copyName.FindStringSubmatch(p)
+	if m == nil {
+		return false
+	}
+	r := remote[m[1]]
+	if r == nil || shortETag(r.ETag) != m[2] || !l.d.sameBytes(r.ETag) {
+		return false
+	}
+	if !s.dryRun {
+		s.mu.Lock()
+		if b := s.st.Files[m[1]]; b == nil || b.Conflict == "" {
+			s.st.Files[m[1]] = &entry{ETag: r.ETag, Size: -1, Conflict: p}
+			s.dirty = true
+		}
+		s.mu.Unlock()
+	}
+	s.conflict(m[1], p, "still in conflict: merge the copy into the file, then delete the copy")
+	return true
 }
 
 // exec carries out one task; what it finds goes to the state and the
@@ -482,7 +570,9 @@ func (s *syncer) exec(ctx context.Context, t task) {
 			s.problem(t.path, err.Error())
 			return
 		}
-		s.removeEmptyParents(filepath.Dir(abs))
+		s.mu.Lock()
+		s.emptied = append(s.emptied, filepath.Dir(abs))
+		s.mu.Unlock()
 		s.forget(t.path)
 		s.did(opDeleteLocal, t.path, "")
 	case opConflict:
@@ -550,12 +640,21 @@ func (s *syncer) download(ctx context.Context, t task, abs string) {
 		return
 	}
 	defer os.Remove(tmp)
-	if t.local == nil {
-		err = placeNew(tmp, abs)
-	} else if st, serr := os.Lstat(abs); serr != nil || st.Size() != t.local.size || st.ModTime().UnixNano() != t.local.mtime {
-		err = os.ErrExist // edited here since the plan
-	} else {
-		err = os.Rename(tmp, abs)
+	mode := os.FileMode(0o644)
+	if t.local != nil {
+		if st, err := os.Lstat(abs); err == nil {
+			mode = st.Mode().Perm() // an updated script stays executable
+		}
+	}
+	placed, err := s.stat(tmp, mode)
+	if err == nil {
+		if t.local == nil {
+			err = s.placeNew(tmp, abs)
+		} else if st, serr := os.Lstat(abs); serr != nil || !st.Mode().IsRegular() || st.Size() != t.local.size || st.ModTime().UnixNano() != t.local.mtime {
+			err = os.ErrExist // edited here since the plan
+		} else if err = s.safeParents(abs); err == nil {
+			err = os.Rename(tmp, abs)
+		}
 	}
 	if errors.Is(err, os.ErrExist) {
 		s.conflictWith(t.path, abs, tmp, rf, d, "")
@@ -565,7 +664,7 @@ func (s *syncer) download(ctx context.Context, t task, abs string) {
 		s.problem(t.path, err.Error())
 		return
 	}
-	s.recordPlaced(t.path, abs, rf.ETag, d)
+	s.recordPlaced(t.path, placed, rf.ETag, d)
 	s.did(opDownload, t.path, rf.ETag)
 }
 
@@ -594,7 +693,11 @@ func (s *syncer) keepBoth(ctx context.Context, t task, abs, why string) {
 	}
 	defer os.Remove(tmp)
 	if t.local == nil {
-		if err := placeNew(tmp, abs); err != nil {
+		placed, err := s.stat(tmp, 0o644)
+		if err == nil {
+			err = s.placeNew(tmp, abs)
+		}
+		if err != nil {
 			if !errors.Is(err, os.ErrExist) {
 				s.problem(t.path, err.Error())
 				return
@@ -602,8 +705,8 @@ func (s *syncer) keepBoth(ctx context.Context, t task, abs, why string) {
 			s.conflictWith(t.path, abs, tmp, rf, d, why)
 			return
 		}
-		s.recordPlaced(t.path, abs, rf.ETag, d)
-		s.conflict(t.path, "", why)
+		s.recordPlaced(t.path, placed, rf.ETag, d)
+		s.restored(t.path, why)
 		return
 	}
 	s.conflictWith(t.path, abs, tmp, rf, d, why)
@@ -612,18 +715,25 @@ func (s *syncer) keepBoth(ctx context.Context, t task, abs, why string) {
 // conflictWith compares the fetched remote version (tmp) with the local
 // file and, when they differ, keeps it as NAME.conflict-<etag>.
 func (s *syncer) conflictWith(path, abs, tmp string, rf remoteFile, d digest, why string) {
+	before, err := os.Lstat(abs)
+	if err != nil || !before.Mode().IsRegular() {
+		s.problem(path, "neither a file here nor absent (a folder or a link?): left alone")
+		return
+	}
 	ld, err := digestFile(abs)
-	if err == nil && ld.MD5 == d.MD5 {
-		st, err := os.Lstat(abs)
-		if err == nil {
-			s.record(path, rf.ETag, &localFile{size: st.Size(), mtime: st.ModTime().UnixNano(), d: ld, hashed: true})
-			return
-		}
+	if after, serr := os.Lstat(abs); err == nil && serr == nil && ld.MD5 == d.MD5 &&
+		after.Size() == before.Size() && after.ModTime().Equal(before.ModTime()) {
+		s.record(path, rf.ETag, &localFile{size: after.Size(), mtime: after.ModTime().UnixNano(), d: ld, hashed: true})
+		return
+	}
+	if _, err := s.stat(tmp, 0o644); err != nil {
+		s.problem(path, err.Error())
+		return
 	}
 	name := path + ".conflict-" + shortETag(rf.ETag)
 	for i := 2; ; i++ {
 		dst := filepath.Join(s.dir, filepath.FromSlash(name))
-		err := placeNew(tmp, dst)
+		err := s.placeNew(tmp, dst)
 		if err == nil {
 			break
 		}
@@ -646,10 +756,47 @@ func (s *syncer) conflictWith(path, abs, tmp string, rf remoteFile, d digest, wh
 	s.conflict(path, name, why)
 }
 
+// stat sets a fetched file's mode and answers its size and time before
+// it takes its place: what the state records is then what was written,
+// not an edit made a moment after.
+func (s *syncer) stat(tmp string, mode os.FileMode) (*localFile, error) {
+	if err := os.Chmod(tmp, mode); err != nil {
+		return nil, err
+	}
+	st, err := os.Lstat(tmp)
+	if err != nil {
+		return nil, err
+	}
+	return &localFile{size: st.Size(), mtime: st.ModTime().UnixNano()}, nil
+}
+
+// safeParents makes dst's folders and checks that none of them, from DIR
+// down, is a link: hq writes only inside DIR, never through a link.
+func (s *syncer) safeParents(dst string) error {
+	parent := filepath.Dir(dst)
+	rel, err := filepath.Rel(s.dir, parent)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return fmt.Errorf("%s is outside %s", dst, s.dir)
+	}
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return err
+	}
+	for d := parent; d != s.dir; d = filepath.Dir(d) {
+		st, err := os.Lstat(d)
+		if err != nil {
+			return err
+		}
+		if !st.IsDir() {
+			return fmt.Errorf("%s is a link or a file, not a folder: not followed", d)
+		}
+	}
+	return nil
+}
+
 // placeNew moves tmp to dst only if dst does not exist (a hard link, so
 // that a file made meanwhile is never replaced); os.ErrExist otherwise.
-func placeNew(tmp, dst string) error {
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+func (s *syncer) placeNew(tmp, dst string) error {
+	if err := s.safeParents(dst); err != nil {
 		return err
 	}
 	err := os.Link(tmp, dst)
@@ -693,14 +840,11 @@ func (s *syncer) record(path, etag string, l *localFile) {
 	s.dirty = true
 }
 
-// recordPlaced records a file just written here from the remote version.
-func (s *syncer) recordPlaced(path, abs, etag string, d digest) {
-	st, err := os.Lstat(abs)
-	if err != nil {
-		s.problem(path, err.Error())
-		return
-	}
-	s.record(path, etag, &localFile{size: st.Size(), mtime: st.ModTime().UnixNano(), d: d, hashed: true})
+// recordPlaced records a file just written here from the remote version,
+// as it was when it took its place.
+func (s *syncer) recordPlaced(path string, placed *localFile, etag string, d digest) {
+	placed.d, placed.hashed = d, true
+	s.record(path, etag, placed)
 	s.markDirty(true)
 }
 
@@ -720,9 +864,19 @@ func (s *syncer) did(o op, path, etag string) {
 
 func (s *syncer) conflict(path, copyName, why string) {
 	s.mu.Lock()
-	s.conflicts = append(s.conflicts, path)
+	s.conflicts = append(s.conflicts, path+" (the remote version is in "+copyName+")")
 	s.mu.Unlock()
 	s.rep.report(event{Action: "conflict", Path: path, To: copyName, Detail: why})
+}
+
+// restored reports a file deleted here whose newer remote version was
+// brought back: the deletion the user asked for was not carried out, so
+// the sync does not end as if it had been.
+func (s *syncer) restored(path, why string) {
+	s.mu.Lock()
+	s.conflicts = append(s.conflicts, path+" (brought back: "+why+")")
+	s.mu.Unlock()
+	s.rep.report(event{Action: "conflict", Path: path, Detail: why})
 }
 
 func (s *syncer) problem(path, msg string) {
@@ -783,13 +937,10 @@ func (s *syncer) save() error {
 	// written before it was taken, so one syncfs now covers them all (an
 	// fsync each made 10,000 downloads several times slower).
 	if placed {
-		if d, err := os.Open(s.dir); err == nil {
-			err = unix.Syncfs(int(d.Fd()))
-			d.Close()
-			if err != nil {
-				s.markDirty(true)
-				return fmt.Errorf("flushing %s to disk: %w", s.dir, err)
-			}
+		err := syncfs(s.dir)
+		if err != nil {
+			s.markDirty(true)
+			return fmt.Errorf("flushing %s to disk: %w", s.dir, err)
 		}
 	}
 	if err := atomicfile.Write(statePath(s.dir), b); err != nil {
@@ -797,6 +948,16 @@ func (s *syncer) save() error {
 		return fmt.Errorf("saving the sync state: %w", err)
 	}
 	return nil
+}
+
+// syncfs flushes the file system that holds dir.
+func syncfs(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return unix.Syncfs(int(d.Fd()))
 }
 
 // markDirty asks the next save to write the state again.
@@ -827,8 +988,8 @@ func (s *syncer) finish() error {
 	case s.problems+s.again > 0:
 		return fmt.Errorf("%d paths could not be synced (listed above)", s.problems+s.again)
 	case len(s.conflicts) > 0:
-		return &conflictError{fmt.Sprintf("%d conflicts left: %s — each remote version is beside its file as NAME.conflict-…; merge, delete the copy, sync again",
-			len(s.conflicts), strings.Join(s.conflicts, ", "))}
+		return &conflictError{fmt.Sprintf("%d conflicts left: %s. Nothing was overwritten: merge what you want into each file, delete its copy, and sync again",
+			len(s.conflicts), strings.Join(s.conflicts, "; "))}
 	}
 	return nil
 }
