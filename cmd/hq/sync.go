@@ -589,7 +589,13 @@ func (s *syncer) upload(ctx context.Context, t task, abs string) {
 	rf, err := s.rem.put(ctx, t.path, abs, cond, s.rep.bar.add)
 	switch {
 	case err == nil:
-		s.record(t.path, rf.ETag, t.local)
+		if e := strings.Trim(rf.ETag, `"`); len(e) == 32 && e != t.local.d.MD5 {
+			// The file changed between its reading and its upload: what
+			// went up is not what the scan saw, so the next sync looks again.
+			s.record(t.path, rf.ETag, &localFile{size: -1})
+		} else {
+			s.record(t.path, rf.ETag, t.local)
+		}
 		s.did(opUpload, t.path, rf.ETag)
 	case errors.Is(err, errPrecondition):
 		s.keepBoth(ctx, t, abs, "")
