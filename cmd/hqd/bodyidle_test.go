@@ -59,6 +59,7 @@ func TestBodyIdle(t *testing.T) {
 	for _, tc := range []struct{ name, method, path string }{
 		{"an upload that stops", "PUT", "/api/files/stalled.bin?raw=1"},
 		{"an unauthenticated refresh that trickles", "POST", "/api/auth/refresh"},
+		{"an evaluation that stops", "POST", "/api/evaluate"},
 	} {
 		status, took := send(tc.method, tc.path, 1<<20, stall([]byte(`{"refreshToken":"`)))
 		if (status != 408 && status != 0) || took > 5*time.Second {

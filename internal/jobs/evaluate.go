@@ -27,6 +27,9 @@ type evaluated struct {
 func (h *Handlers) evaluate(w http.ResponseWriter, r *http.Request) error {
 	id := auth.MustFromContext(r.Context())
 	body, err := io.ReadAll(io.LimitReader(r.Body, httpx.MaxJSONBody+1))
+	if errors.Is(err, httpx.ErrBodyIdle) {
+		return err // 408, as every route answers a stalled body (SPEC §3)
+	}
 	if err != nil {
 		return httpx.Errorf(http.StatusBadRequest, "invalid_request", "could not read the request body")
 	}
