@@ -238,10 +238,17 @@ func (a *api) get(ctx context.Context, path string, w io.Writer) (remoteFile, er
 	if err != nil {
 		return remoteFile{}, err
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
 		return remoteFile{}, readAPIError(resp)
 	}
+	return copyBody(path, resp, w)
+}
+
+// copyBody streams a file's bytes from resp to w, all of them or an
+// error, and closes the body.
+func copyBody(path string, resp *http.Response, w io.Writer) (remoteFile, error) {
+	defer resp.Body.Close()
 	n, err := io.Copy(w, resp.Body)
 	if err != nil {
 		return remoteFile{}, fmt.Errorf("reading %s: %w", path, err)

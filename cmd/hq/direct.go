@@ -142,15 +142,7 @@ func (d *direct) get(ctx context.Context, path string, w io.Writer) (remoteFile,
 	if err != nil {
 		return remoteFile{}, err
 	}
-	defer resp.Body.Close()
-	n, err := io.Copy(w, resp.Body)
-	if err != nil {
-		return remoteFile{}, fmt.Errorf("reading %s: %w", path, err)
-	}
-	if resp.ContentLength >= 0 && n != resp.ContentLength {
-		return remoteFile{}, fmt.Errorf("reading %s: got %d of %d bytes", path, n, resp.ContentLength)
-	}
-	return remoteFile{Path: path, Size: n, ETag: resp.Header.Get("ETag")}, nil
+	return copyBody(path, resp, w)
 }
 
 func (d *direct) put(ctx context.Context, path, name string, cond putCond, progress func(int64)) (remoteFile, error) {

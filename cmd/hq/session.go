@@ -335,6 +335,13 @@ func cmdLogout(ctx context.Context, args []string, e env) error {
 		_ = os.Remove(s.file())
 		return fmt.Errorf("forgot the session here, but could not end it at hqd: %w", err)
 	}
+	// Under the session's lock, so that another hq renewing it at this
+	// moment cannot write it back after it is gone.
+	unlock, err := s.lock()
+	if err != nil {
+		return fmt.Errorf("locking the session: %w", err)
+	}
+	defer unlock()
 	body, _ := json.Marshal(map[string]string{"refreshToken": sess.RefreshToken})
 	req, _ := http.NewRequestWithContext(ctx, "POST", sess.Endpoint+"/api/auth/logout", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+sess.AccessToken)
