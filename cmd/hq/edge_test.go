@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -159,5 +160,30 @@ func TestLoginRefusals(t *testing.T) {
 	}
 	if elsewhere.Load() != 0 {
 		t.Error("hq followed a redirect to another server")
+	}
+}
+
+// TestSyncSessionEnds: a session ended mid-sync (signed out elsewhere)
+// stops the sync with one clear message, not one error per file.
+func TestSyncSessionEnds(t *testing.T) {
+	u := devUser(t, devHQD(t), "ends@example.com")
+	dir := t.TempDir()
+	for i := range 50 {
+		write(t, dir, fmt.Sprintf("f%02d.md", i), "x\n")
+	}
+	testHookPlanned = func() {
+		sess := u.session()
+		body := strings.NewReader(fmt.Sprintf(`{"refreshToken":%q}`, sess.RefreshToken))
+		req, _ := http.NewRequest("POST", u.url+"/api/auth/logout", body)
+		req.Header.Set("Authorization", "Bearer "+sess.AccessToken)
+		req.Header.Set("Content-Type", "application/json")
+		if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 204 {
+			t.Errorf("logout elsewhere: %v %v", resp, err)
+		}
+	}
+	defer func() { testHookPlanned = nil }()
+	code, out, errOut := u.hq("sync", dir)
+	if code != 1 || strings.Count(out+errOut, "run hq login again") != 1 {
+		t.Errorf("exit %d, want 1 and one message:\n%s%s", code, out, errOut)
 	}
 }

@@ -51,6 +51,10 @@ type credentials struct {
 	Expiration      time.Time `json:"expiration"`
 }
 
+// errSessionEnded: the refresh token was refused; nothing more can be
+// done until the user signs in again.
+var errSessionEnded = errors.New("the session has ended (signed out, or unused for too long): run hq login again")
+
 // refreshMargin: tokens and credentials this close to expiry are renewed
 // before a command uses them, so a long sync does not run out midway.
 const refreshMargin = 5 * time.Minute
@@ -223,7 +227,7 @@ func (s *sessions) refresh(ctx context.Context, sess *session) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusUnauthorized {
-		return errors.New("the session has ended (signed out, or unused for too long): run hq login again")
+		return errSessionEnded
 	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("renewing the session: %w", readAPIError(resp))

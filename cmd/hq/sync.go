@@ -146,6 +146,9 @@ type syncer struct {
 	// come down.
 	localDirs map[string]bool
 	emptied   []string // folders a local delete may have left empty
+	// stop ends the transfers early, with the reason; runCtx is theirs.
+	stop   context.CancelCauseFunc
+	runCtx context.Context
 }
 
 // localFile is a file in DIR as the scan found it.
@@ -259,6 +262,9 @@ func (s *syncer) run(ctx context.Context) error {
 		s.rep.bar = newBar(s.e, total, "sync")
 	}
 	stopSaver := s.saveEvery(time.Second)
+	ctx, s.stop = context.WithCancelCause(ctx)
+	defer s.stop(nil)
+	s.runCtx = ctx
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.jobs)
 	for _, t := range tasks {
@@ -275,6 +281,9 @@ func (s *syncer) run(ctx context.Context) error {
 	stopSaver()
 	if err := s.save(); err != nil {
 		return err
+	}
+	if cause := context.Cause(ctx); errors.Is(cause, errSessionEnded) {
+		return fmt.Errorf("sync stopped (what was done is kept): %w", cause)
 	}
 	if werr != nil {
 		return fmt.Errorf("sync interrupted (what was done is kept; run it again): %w", werr)
@@ -558,7 +567,7 @@ func (s *syncer) exec(ctx context.Context, t task) {
 			// Changed there since: the newer version comes back here.
 			s.keepBoth(ctx, t, abs, "changed remotely after it was deleted here; the newer version was brought back")
 		default:
-			s.problem(t.path, err.Error())
+			s.fail(t.path, err)
 		}
 	case opDeleteLocal:
 		st, err := os.Lstat(abs)
@@ -567,7 +576,7 @@ func (s *syncer) exec(ctx context.Context, t task) {
 			return
 		}
 		if err := os.Remove(abs); err != nil {
-			s.problem(t.path, err.Error())
+			s.fail(t.path, err)
 			return
 		}
 		s.mu.Lock()
@@ -602,7 +611,7 @@ func (s *syncer) upload(ctx context.Context, t task, abs string) {
 	case errors.Is(err, os.ErrNotExist):
 		s.changedDuring(t.path)
 	default:
-		s.problem(t.path, err.Error())
+		s.fail(t.path, err)
 	}
 }
 
@@ -642,7 +651,7 @@ func (s *syncer) download(ctx context.Context, t task, abs string) {
 		return
 	}
 	if err != nil {
-		s.problem(t.path, err.Error())
+		s.fail(t.path, err)
 		return
 	}
 	defer os.Remove(tmp)
@@ -667,7 +676,7 @@ func (s *syncer) download(ctx context.Context, t task, abs string) {
 		return
 	}
 	if err != nil {
-		s.problem(t.path, err.Error())
+		s.fail(t.path, err)
 		return
 	}
 	s.recordPlaced(t.path, placed, rf.ETag, d)
@@ -694,7 +703,7 @@ func (s *syncer) keepBoth(ctx context.Context, t task, abs, why string) {
 		return
 	}
 	if err != nil {
-		s.problem(t.path, err.Error())
+		s.fail(t.path, err)
 		return
 	}
 	defer os.Remove(tmp)
@@ -705,7 +714,7 @@ func (s *syncer) keepBoth(ctx context.Context, t task, abs, why string) {
 		}
 		if err != nil {
 			if !errors.Is(err, os.ErrExist) {
-				s.problem(t.path, err.Error())
+				s.fail(t.path, err)
 				return
 			}
 			s.conflictWith(t.path, abs, tmp, rf, d, why)
@@ -733,7 +742,7 @@ func (s *syncer) conflictWith(path, abs, tmp string, rf remoteFile, d digest, wh
 		return
 	}
 	if _, err := s.stat(tmp, 0o644); err != nil {
-		s.problem(path, err.Error())
+		s.fail(path, err)
 		return
 	}
 	name := path + ".conflict-" + shortETag(rf.ETag)
@@ -884,6 +893,21 @@ func (s *syncer) restored(path, why string) {
 	s.mu.Unlock()
 	s.rep.report(event{Action: "conflict", Path: path, Detail: why})
 }
+
+// fail reports a task's error; an ended session stops the whole sync
+// (every other task would fail the same way) and is said once.
+func (s *syncer) fail(path string, err error) {
+	if errors.Is(err, errSessionEnded) && s.stop != nil {
+		s.stop(err)
+		return
+	}
+	if s.stopped() {
+		return // interrupted: the tasks' own errors say nothing more
+	}
+	s.problem(path, err.Error())
+}
+
+func (s *syncer) stopped() bool { return s.runCtx != nil && s.runCtx.Err() != nil }
 
 func (s *syncer) problem(path, msg string) {
 	s.mu.Lock()
