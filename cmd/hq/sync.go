@@ -56,7 +56,17 @@ func cmdSync(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+	switch st, err := os.Stat(dir); {
+	case errors.Is(err, os.ErrNotExist) && !*dryRun:
+		// A first sync on a new machine: the folder fills from the remote side.
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("making %s: %w", pos[0], err)
+		}
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("%s does not exist (a sync would make it and fill it from the remote side)", pos[0])
+	case err != nil:
+		return err
+	case !st.IsDir():
 		return fmt.Errorf("%s is not a folder", pos[0])
 	}
 	sessions, err := newSessions(e)

@@ -286,8 +286,8 @@ func TestSyncResume(t *testing.T) {
 	}
 	u.checkSame(dir, n)
 
-	// The other way: a new folder fills from the remote side.
-	dir2 := t.TempDir()
+	// The other way: a new folder (made by the sync) fills from the remote side.
+	dir2 := filepath.Join(t.TempDir(), "HQ")
 	u.killSyncAfter(dir2, "download", 300)
 	u.mustSync(0, dir2)
 	u.checkSame(dir2, n)
