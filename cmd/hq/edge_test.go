@@ -187,3 +187,32 @@ func TestSyncSessionEnds(t *testing.T) {
 		t.Errorf("exit %d, want 1 and one message:\n%s%s", code, out, errOut)
 	}
 }
+
+// TestSyncFoldedNames: on a disk that takes A.md and a.md for one name
+// (macOS's, by default), paths that differ only so are left alone on both
+// sides: mirroring one would end with the other taken for deleted.
+func TestSyncFoldedNames(t *testing.T) {
+	u := devUser(t, devHQD(t), "fold@example.com")
+	testFoldNames = true
+	defer func() { testFoldNames = false }()
+	dir := t.TempDir()
+	u.appPut("Notes.md", "N\n", "")
+	u.appPut("notes.md", "n\n", "")
+	u.appPut("Caf\u00e9.md", "nfc\n", "")
+	write(t, dir, "a.md", "mine\n")
+	u.appPut("A.md", "theirs\n", "")
+	write(t, dir, "cafe\u0301.md", "nfd\n")
+	write(t, dir, "other.md", "o\n")
+	for range 2 {
+		if out := u.mustSync(1, dir); !strings.Contains(out, "differ only in case") {
+			t.Errorf("not reported:\n%s", out)
+		}
+	}
+	remote := u.appList()
+	if fmt.Sprint(keys(remote)) != fmt.Sprint([]string{"A.md", "Caf\u00e9.md", "Notes.md", "notes.md", "other.md"}) {
+		t.Errorf("remote now: %v", keys(remote))
+	}
+	if fmt.Sprint(keys(localFiles(t, dir))) != fmt.Sprint([]string{"a.md", "cafe\u0301.md", "other.md"}) {
+		t.Errorf("local now: %v", keys(localFiles(t, dir)))
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -20,6 +21,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/quantapix/hqd/internal/atomicfile"
 	"github.com/quantapix/hqd/internal/hqpath"
@@ -243,6 +245,9 @@ func (s *syncer) run(ctx context.Context) error {
 		}
 		remote[r.Path] = r
 	}
+	if s.foldsNames() {
+		s.leaveClashesAlone(local, remote)
+	}
 	if err := s.hash(ctx, local); err != nil {
 		return err
 	}
@@ -299,6 +304,69 @@ func (s *syncer) run(ctx context.Context) error {
 		return fmt.Errorf("sync interrupted (what was done is kept; run it again): %w", werr)
 	}
 	return s.finish()
+}
+
+// testFoldNames makes tests treat DIR's disk as one that folds names.
+var testFoldNames bool
+
+// foldsNames says whether DIR's file system takes names that differ only
+// in case (or in Unicode normalization, as macOS's do) for one name: a
+// probe file in DIR/.hq/tmp, looked up under another spelling.
+func (s *syncer) foldsNames() bool {
+	if testFoldNames {
+		return true
+	}
+	tmp := filepath.Join(s.dir, stateDir, "tmp")
+	for _, spell := range [][2]string{{"Probe-Case", "probe-case"}, {"probe-\u00e9", "probe-e\u0301"}} {
+		f, err := os.Create(filepath.Join(tmp, spell[0]))
+		if err != nil {
+			continue
+		}
+		f.Close()
+		_, err = os.Lstat(filepath.Join(tmp, spell[1]))
+		os.Remove(filepath.Join(tmp, spell[0]))
+		if err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// leaveClashesAlone, on a disk that folds names, finds paths that differ
+// only in case or normalization (A.md and a.md remote, or a.md here and
+// A.md there): the disk holds one file for them, so mirroring either would
+// end with the other taken for deleted. They are left alone on both sides
+// and reported.
+func (s *syncer) leaveClashesAlone(local map[string]*localFile, remote map[string]*remoteFile) {
+	groups := map[string]map[string]bool{}
+	add := func(p string) {
+		k := strings.ToLower(norm.NFC.String(p))
+		if groups[k] == nil {
+			groups[k] = map[string]bool{}
+		}
+		groups[k][p] = true
+	}
+	for p := range local {
+		add(p)
+	}
+	for p := range remote {
+		add(p)
+	}
+	for p := range s.st.Files {
+		add(p)
+	}
+	for _, names := range groups {
+		if len(names) < 2 {
+			continue
+		}
+		list := slices.Sorted(maps.Keys(names))
+		for _, p := range list {
+			s.alone[p] = true
+			delete(local, p)
+			delete(remote, p)
+		}
+		s.problem(list[0], fmt.Sprintf("names that differ only in case or accents (%s): this disk holds one file for them; left alone on both sides (rename one)", strings.Join(list, ", ")))
+	}
 }
 
 // size is a remote file's size, 0 for nil.
