@@ -469,7 +469,7 @@ func cognitoSignIn(ctx context.Context, hc *http.Client, endpoint, clientID, ema
 		}
 	}
 	if out.ChallengeName != "" {
-		return nil, fmt.Errorf("sign-in needs %s first (Cognito asks for it) this account can sign in: finish it in the app, then run hq login again", out.ChallengeName)
+		return nil, fmt.Errorf("sign-in needs a %s step first, which hq cannot do: finish it in the app, then run hq login again", out.ChallengeName)
 	}
 	if out.AuthenticationResult == nil || out.AuthenticationResult.AccessToken == "" || out.AuthenticationResult.RefreshToken == "" {
 		return nil, errors.New("sign-in answered without tokens")
