@@ -49,34 +49,6 @@ type figure struct {
 	Note             string
 }
 
-var (
-	hqdOnce sync.Once
-	hqdBin  string
-	hqdErr  error
-)
-
-// binary builds hqd once (as `make build` would, without the app).
-func binary(t *testing.T) string {
-	hqdOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "hqd-bench-")
-		if err != nil {
-			hqdErr = err
-			return
-		}
-		hqdBin = filepath.Join(dir, "hqd")
-		cmd := exec.Command("go", "build", "-o", hqdBin, "./cmd/hqd")
-		cmd.Dir = ".."
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			hqdErr = fmt.Errorf("building hqd: %v\n%s", err, out)
-		}
-	})
-	if hqdErr != nil {
-		t.Fatal(hqdErr)
-	}
-	return hqdBin
-}
-
 type proc struct {
 	cmd   *exec.Cmd
 	url   string
@@ -99,7 +71,7 @@ func startMode(t *testing.T, mode string, env ...string) *proc {
 	}
 	defer conn.Close()
 	port := itest.FreePort(t)
-	cmd := exec.Command(binary(t), mode, fmt.Sprintf("--addr=127.0.0.1:%d", port), "--data-dir="+t.TempDir(), "--log-level=warn")
+	cmd := exec.Command(itest.BuildCmd(t, "hqd"), mode, fmt.Sprintf("--addr=127.0.0.1:%d", port), "--data-dir="+t.TempDir(), "--log-level=warn")
 	cmd.Env = append(append(os.Environ(), "NOTIFY_SOCKET="+sock, "HQD_METRICS_ADDR="), env...) // the last of a name wins
 	// HQD_BENCH_HQD_ENV="GOGC=400 GOMAXPROCS=1" tries runtime settings on
 	// the hqd processes only, not on the load generator or MinIO.
@@ -208,9 +180,6 @@ func alternate(rounds int, a, b func() float64) (float64, float64) {
 func TestMain(m *testing.M) {
 	code := m.Run()
 	itest.CleanupStandin()
-	if hqdBin != "" { // built into its own temp dir
-		_ = os.RemoveAll(filepath.Dir(hqdBin))
-	}
 	os.Exit(code)
 }
 

@@ -72,6 +72,9 @@ func TestSyncDirect(t *testing.T) {
 	if !strings.HasSuffix(strings.Trim(etag, `"`), "-3") {
 		t.Errorf("the 20 MiB file was not uploaded in 3 parts: ETag %s", etag)
 	}
+	if !digestBytes(string(big)).sameBytes(etag) {
+		t.Errorf("hq's multipart ETag of the 20 MiB file is not S3's %s", etag)
+	}
 	if c, _ := read(t, dir, "knowledge/index.md"); c != "# index\n" {
 		t.Errorf("direct download: %q", c)
 	}

@@ -216,3 +216,22 @@ func TestSyncFoldedNames(t *testing.T) {
 		t.Errorf("local now: %v", keys(localFiles(t, dir)))
 	}
 }
+
+// TestSafeParents: the backstop under every write refuses a link on the
+// way before it makes any folder through it.
+func TestSafeParents(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(dir, "notes")); err != nil {
+		t.Fatal(err)
+	}
+	s := &syncer{dir: dir}
+	if err := s.safeParents(filepath.Join(dir, "notes", "sub", "a.md")); err == nil || !strings.Contains(err.Error(), "not followed") {
+		t.Errorf("a link on the way: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(outside, "sub")); !os.IsNotExist(err) {
+		t.Errorf("a folder was made through the link: %v", err)
+	}
+	if err := s.safeParents(filepath.Join(dir, "new", "deeper", "a.md")); err != nil {
+		t.Errorf("plain new folders: %v", err)
+	}
+}

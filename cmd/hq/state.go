@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -105,51 +106,49 @@ type digest struct {
 	Multipart string
 }
 
-// bufs are digestOf's read buffers, reused across the many small files
-// of a sync.
-var bufs = sync.Pool{New: func() any { return new([64 << 10]byte) }}
+// digester computes the digest of the bytes written to it.
+type digester struct {
+	whole, part hash.Hash
+	parts       []byte // the MD5 of each full part so far
+	inPart      int    // bytes in the current part
+}
 
-// digestOf reads r to its end.
-func digestOf(r io.Reader) (digest, int64, error) {
-	whole, part := md5.New(), md5.New()
-	var parts []byte
-	var n int64
-	b := bufs.Get().(*[64 << 10]byte)
-	defer bufs.Put(b)
-	buf := b[:]
-	inPart := 0
-	for {
-		k, err := r.Read(buf)
-		for b := buf[:k]; len(b) > 0; {
-			take := min(len(b), partSize-inPart)
-			whole.Write(b[:take])
-			part.Write(b[:take])
-			inPart += take
-			b = b[take:]
-			if inPart == partSize {
-				parts = part.Sum(parts)
-				part.Reset()
-				inPart = 0
-			}
-		}
-		n += int64(k)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return digest{}, n, err
+func newDigester() *digester { return &digester{whole: md5.New(), part: md5.New()} }
+
+func (g *digester) Write(b []byte) (int, error) {
+	n := len(b)
+	for len(b) > 0 {
+		take := min(len(b), partSize-g.inPart)
+		g.whole.Write(b[:take])
+		g.part.Write(b[:take])
+		g.inPart += take
+		b = b[take:]
+		if g.inPart == partSize {
+			g.parts = g.part.Sum(g.parts)
+			g.part.Reset()
+			g.inPart = 0
 		}
 	}
-	d := digest{MD5: hex.EncodeToString(whole.Sum(nil))}
-	if inPart > 0 || len(parts) == 0 {
-		parts = part.Sum(parts)
+	return n, nil
+}
+
+// sum is the digest of everything written.
+func (g *digester) sum() digest {
+	d := digest{MD5: hex.EncodeToString(g.whole.Sum(nil))}
+	parts := g.parts
+	if g.inPart > 0 || len(parts) == 0 {
+		parts = g.part.Sum(parts)
 	}
 	if count := len(parts) / md5.Size; count > 1 {
 		sum := md5.Sum(parts)
 		d.Multipart = hex.EncodeToString(sum[:]) + "-" + strconv.Itoa(count)
 	}
-	return d, n, nil
+	return d
 }
+
+// bufs are digestFile's read buffers, reused across the many small files
+// of a sync.
+var bufs = sync.Pool{New: func() any { return new([64 << 10]byte) }}
 
 func digestFile(name string) (digest, error) {
 	f, err := os.Open(name)
@@ -157,8 +156,13 @@ func digestFile(name string) (digest, error) {
 		return digest{}, err
 	}
 	defer f.Close()
-	d, _, err := digestOf(f)
-	return d, err
+	buf := bufs.Get().(*[64 << 10]byte)
+	defer bufs.Put(buf)
+	g := newDigester()
+	if _, err := io.CopyBuffer(g, struct{ io.Reader }{f}, buf[:]); err != nil { // the struct hides File.WriteTo, so buf is used
+		return digest{}, err
+	}
+	return g.sum(), nil
 }
 
 // sameBytes says whether etag is the ETag of bytes with digest d (false

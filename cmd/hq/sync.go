@@ -147,7 +147,7 @@ type syncer struct {
 	dirty     bool
 	placed    bool           // a file was written here since the last save
 	done      map[string]int // action → count
-	conflicts []string       // paths, with where the remote copy went
+	conflicts []event        // conflicts left, as reported
 	problems  int            // errors
 	again     int            // paths that changed during the sync
 	// alone holds paths (files, or folders ending in /) the sync must not
@@ -485,22 +485,20 @@ func (s *syncer) plan(local map[string]*localFile, remote map[string]*remoteFile
 	for p := range s.st.Files {
 		paths[p] = true
 	}
-	var tasks []task
-	for _, p := range slices.Sorted(func(yield func(string) bool) {
-		for p := range paths {
-			if !yield(p) {
-				return
-			}
+	// Unrecorded conflict copies first, so that their files are planned as
+	// the conflicts they are.
+	for p, l := range local {
+		if s.st.Files[p] == nil && remote[p] == nil && !s.leaveAlone(p) && s.adoptCopy(p, l, remote) {
+			delete(paths, p)
 		}
-	}) {
+	}
+	var tasks []task
+	for _, p := range slices.Sorted(maps.Keys(paths)) {
 		l, r, b := local[p], remote[p], s.st.Files[p]
 		if (b == nil && l == nil && r == nil) || s.leaveAlone(p) {
 			continue
 		}
 		t := task{path: p, local: l, remote: r, base: b}
-		if b == nil && r == nil && l != nil && s.adoptCopy(p, l, remote) {
-			continue
-		}
 		if b == nil {
 			switch {
 			case l != nil && r != nil && l.d.sameBytes(r.ETag):
@@ -600,7 +598,8 @@ var copyName = regexp.MustCompile(`^(.+)\.conflict-([0-9A-Za-z]{1,8})(-[0-9]+)?$
 // adoptCopy recognizes a conflict copy that a killed sync wrote before it
 // could record it: a new local file named as a copy of a path whose remote
 // version holds the same bytes. It becomes that path's conflict copy
-// again, rather than a new file to upload.
+// again, rather than a new file to upload. The plan runs before any
+// transfer, so the state needs no lock here.
 func (s *syncer) adoptCopy(p string, l *localFile, remote map[string]*remoteFile) bool {
 	m := copyName.FindStringSubmatch(p)
 	if m == nil {
@@ -610,15 +609,12 @@ func (s *syncer) adoptCopy(p string, l *localFile, remote map[string]*remoteFile
 	if r == nil || shortETag(r.ETag) != m[2] || !l.d.sameBytes(r.ETag) {
 		return false
 	}
-	if !s.dryRun {
-		s.mu.Lock()
-		if b := s.st.Files[m[1]]; b == nil || b.Conflict == "" {
-			s.st.Files[m[1]] = &entry{ETag: r.ETag, Size: -1, Conflict: p}
-			s.dirty = true
-		}
-		s.mu.Unlock()
+	if b := s.st.Files[m[1]]; b == nil || b.Conflict == "" {
+		// Even in a dry run: the plan below then reads the path as the
+		// conflict it is (a dry run never saves the state).
+		s.st.Files[m[1]] = &entry{ETag: r.ETag, Size: -1, Conflict: p}
+		s.dirty = true
 	}
-	s.conflict(m[1], p, "still in conflict: merge the copy into the file, then delete the copy")
 	return true
 }
 
@@ -700,16 +696,9 @@ func (s *syncer) fetch(ctx context.Context, path string) (tmp string, rf remoteF
 	if err != nil {
 		return "", rf, d, err
 	}
-	pr, pw := io.Pipe()
-	dch := make(chan digest, 1)
-	go func() {
-		dd, _, _ := digestOf(pr)
-		_, _ = io.Copy(io.Discard, pr)
-		dch <- dd
-	}()
-	rf, err = s.rem.get(ctx, path, io.MultiWriter(f, pw, s.rep.bar))
-	pw.Close()
-	d = <-dch
+	g := newDigester()
+	rf, err = s.rem.get(ctx, path, io.MultiWriter(f, g, s.rep.bar))
+	d = g.sum()
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -799,7 +788,7 @@ func (s *syncer) keepBoth(ctx context.Context, t task, abs, why string) {
 			return
 		}
 		s.recordPlaced(t.path, placed, rf.ETag, d)
-		s.restored(t.path, why)
+		s.conflict(t.path, "", why)
 		return
 	}
 	s.conflictWith(t.path, abs, tmp, rf, d, why)
@@ -871,11 +860,20 @@ func (s *syncer) safeParents(dst string) error {
 	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
 		return fmt.Errorf("%s is outside %s", dst, s.dir)
 	}
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return err
-	}
-	for d := parent; d != s.dir; d = filepath.Dir(d) {
+	// Down from DIR, each folder is checked before the next is made in it
+	// (MkdirAll would follow a link first and check nothing).
+	d := s.dir
+	for _, name := range strings.Split(rel, string(filepath.Separator)) {
+		if name == "." {
+			continue
+		}
+		d = filepath.Join(d, name)
 		st, err := os.Lstat(d)
+		if errors.Is(err, os.ErrNotExist) {
+			if err = os.Mkdir(d, 0o755); err == nil || errors.Is(err, os.ErrExist) {
+				st, err = os.Lstat(d) // made here, or by a parallel transfer
+			}
+		}
 		if err != nil {
 			return err
 		}
@@ -955,21 +953,16 @@ func (s *syncer) did(o op, path, etag string) {
 	s.rep.report(event{Action: opNames[o], Path: path, ETag: etag})
 }
 
+// conflict reports a path changed on both sides; copyName holds the
+// remote version. A file deleted here whose newer remote version was
+// brought back is reported so too (no copy): the deletion the user asked
+// for was not carried out, so the sync does not end as if it had been.
 func (s *syncer) conflict(path, copyName, why string) {
+	ev := event{Action: "conflict", Path: path, To: copyName, Detail: why}
 	s.mu.Lock()
-	s.conflicts = append(s.conflicts, path+" (the remote version is in "+copyName+")")
+	s.conflicts = append(s.conflicts, ev)
 	s.mu.Unlock()
-	s.rep.report(event{Action: "conflict", Path: path, To: copyName, Detail: why})
-}
-
-// restored reports a file deleted here whose newer remote version was
-// brought back: the deletion the user asked for was not carried out, so
-// the sync does not end as if it had been.
-func (s *syncer) restored(path, why string) {
-	s.mu.Lock()
-	s.conflicts = append(s.conflicts, path+" (brought back: "+why+")")
-	s.mu.Unlock()
-	s.rep.report(event{Action: "conflict", Path: path, Detail: why})
+	s.rep.report(ev)
 }
 
 // fail reports a task's error; an ended session stops the whole sync
@@ -1080,9 +1073,18 @@ func (s *syncer) markDirty(placed bool) {
 func (s *syncer) finish() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	slices.Sort(s.conflicts)
+	slices.SortFunc(s.conflicts, func(a, b event) int { return strings.Compare(a.Path, b.Path) })
+	paths, words := []string{}, []string{}
+	for _, c := range s.conflicts {
+		paths = append(paths, c.Path)
+		if c.To != "" {
+			words = append(words, c.Path+" (the remote version is in "+c.To+")")
+		} else {
+			words = append(words, c.Path+" (brought back: "+c.Detail+")")
+		}
+	}
 	sum := map[string]any{"uploaded": s.done["upload"], "downloaded": s.done["download"], "deletedRemote": s.done["delete-remote"],
-		"deletedLocal": s.done["delete-local"], "conflicts": append([]string{}, s.conflicts...), "errors": s.problems + s.again,
+		"deletedLocal": s.done["delete-local"], "conflicts": paths, "errors": s.problems + s.again,
 		"dryRun": s.dryRun, "inSync": !s.dryRun && len(s.conflicts) == 0 && s.problems+s.again == 0}
 	if s.rep.asJSON {
 		s.rep.mu.Lock()
@@ -1097,7 +1099,7 @@ func (s *syncer) finish() error {
 		return fmt.Errorf("%d paths could not be synced (listed above)", s.problems+s.again)
 	case len(s.conflicts) > 0:
 		return &conflictError{fmt.Sprintf("%d conflicts left: %s. Nothing was overwritten: merge what you want into each file, delete its copy, and sync again",
-			len(s.conflicts), strings.Join(s.conflicts, "; "))}
+			len(s.conflicts), strings.Join(words, "; "))}
 	}
 	return nil
 }
