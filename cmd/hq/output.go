@@ -110,6 +110,3 @@ func (r *reporter) report(ev event) {
 	}
 	fmt.Fprintln(r.out, line)
 }
-
-// jsonLine writes v as one line of JSON.
-func jsonLine(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }

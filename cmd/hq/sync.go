@@ -1088,7 +1088,7 @@ func (s *syncer) finish() error {
 		"dryRun": s.dryRun, "inSync": !s.dryRun && len(s.conflicts) == 0 && s.problems+s.again == 0}
 	if s.rep.asJSON {
 		s.rep.mu.Lock()
-		_ = jsonLine(s.rep.out, map[string]any{"summary": sum})
+		_ = json.NewEncoder(s.rep.out).Encode(map[string]any{"summary": sum})
 		s.rep.mu.Unlock()
 	} else if !s.dryRun {
 		fmt.Fprintf(s.rep.out, "%d uploaded, %d downloaded, %d deleted remotely, %d deleted here, %d conflicts, %d errors\n",
